@@ -1,0 +1,215 @@
+"""The `ganforge` command: parse arguments, call the Python API, print, exit codes.
+
+Exit codes: 0 ok, 2 user error (one line, no traceback), 3 training diverged, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import GanforgeError, TrainingDiverged
+
+
+def _err(*a, **k):
+    print(*a, file=sys.stderr, **k)
+
+
+def cmd_train(args) -> int:
+    from .api import plan_run
+    from .training.loop import Interrupted, Trainer
+
+    if args.target and "=" in args.target:  # `train --resume RUN key=value`: no target given
+        args.overrides.insert(0, args.target)
+        args.target = None
+    resume = True if args.resume == "" else args.resume
+    cfg, run_dir, ckpt = plan_run(args.target, args.data, args.overrides, args.name, resume)
+    if args.device:
+        cfg.train.device = args.device
+    if args.dry_run:
+        print(cfg.to_yaml(), end="")
+        return 0
+    trainer = Trainer(cfg, run_dir, resume=ckpt, echo=print)
+    _err(f"ganforge: training {cfg.model['name']} ({cfg.preset or 'no preset'}) on {trainer.dataset.describe()} "
+         f"-> {run_dir}" + (f", resuming from {ckpt}" if ckpt else ""))
+    try:
+        out = trainer.run()
+    except Interrupted as e:
+        _err(f"ganforge: {e}; continue with: ganforge train --resume {run_dir}")
+        return 130
+    print(f"done: {out}  (samples in {out / 'samples'}, losses in {out / 'losses.png'})")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .pretrained import load
+
+    g = load(args.path, ema=not args.no_ema, device=args.device or "cpu")
+    out = g.save_grid(args.out, n=args.n, seed=args.seed, labels=args.cls, nrow=args.nrow)
+    print(f"wrote {args.n} samples to {out}" + (" (EMA weights)" if g.ema else ""))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .config import list_presets, load_preset
+    from .losses import ADVERSARIAL_LOSSES
+    from .models.base import count_parameters
+    from .registry import create_model, model_names, recipe_names
+
+    print("models:")
+    for name in model_names():
+        line = f"  {name}"
+        if args.params:
+            m = create_model(name)
+            line += "  " + ", ".join(f"{k}={count_parameters(v):,}" for k, v in m.nets.items())
+            line += "  (" + ", ".join(f"{k}={v}" for k, v in m.args.items() if k in ("image_size", "channels")) + ")"
+        print(line)
+    print("recipes:\n" + "\n".join(f"  {r}" for r in recipe_names()))
+    print("presets (ganforge train PRESET):")
+    for p in list_presets():
+        raw = load_preset(p)
+        print(f"  {p:<12} {raw.get('description', '')}")
+    print("losses:\n" + "\n".join(f"  {k:<12} {v}" for k, v in ADVERSARIAL_LOSSES.items()))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    import torch
+
+    from .config import config_for
+    from .tools.summary import summarize
+    from .registry import create_model
+
+    cfg = config_for(args.target, args.overrides)
+    margs = {k: v for k, v in cfg.model.items() if k != "name"}
+    m = create_model(cfg.model["name"], **margs)
+    for key, net in m.nets.items():
+        print(summarize(net, _example_inputs(m, key), title=f"{m.name}.{key} ({type(net).__name__})"))
+    return 0
+
+
+def _example_inputs(m, key):
+    import torch
+
+    net = m.nets[key]
+    a = m.args
+    k = a.get("num_classes", 0) or 0
+    y = (torch.arange(2) % k,) if k else ()
+    if m.task == "noise" and hasattr(net, "z_dim"):
+        return (torch.randn(2, net.z_dim), *y)
+    if m.task == "noise":
+        return (torch.zeros(2, a["channels"], a["image_size"], a["image_size"]), *y)
+    ch = getattr(net, "in_channels", None) or _first_conv_channels(net)
+    s = a.get("image_size", 64)
+    return (torch.zeros(1, ch, s, s),)
+
+
+def _first_conv_channels(net) -> int:
+    from torch import nn
+
+    for mod in net.modules():
+        if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
+            return mod.in_channels
+    return 3
+
+
+def cmd_data_check(args) -> int:
+    from .data.check import check
+
+    print(check(args.path).format())
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    from .data.fetch import fetch
+
+    files = fetch(args.name, args.to, base_url=args.url)
+    for f in files:
+        print(f"ok  {f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `ganforge` command."""
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and inspect classic GANs.")
+    p.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model or preset", description="Train a model or preset. "
+                       "Overrides are key=value (section.key=value when ambiguous), e.g. steps=500 model.ngf=32.")
+    t.add_argument("target", nargs="?", default=None, help="preset or model name (dcgan, cgan, wgan, wgan-gp, gan, ...) or a YAML file")
+    t.add_argument("overrides", nargs="*", help="key=value config overrides")
+    t.add_argument("--data", help="dataset: built-in name (mnist, digits) or a path")
+    t.add_argument("--name", help="run name (folder under runs/)")
+    t.add_argument("--resume", nargs="?", const="", default=None, help="continue a run: its folder or a checkpoint "
+                   "(no value: the run named by --name)")
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="sample a grid from a trained generator")
+    s.add_argument("path", help="run folder or checkpoint folder")
+    s.add_argument("-n", type=int, default=64, help="number of samples")
+    s.add_argument("--out", default="samples.png", help="output image")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--class", dest="cls", type=int, default=None, help="class label for conditional models")
+    s.add_argument("--nrow", type=int, default=None, help="images per row")
+    s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
+    s.add_argument("--device", default=None)
+    s.set_defaults(func=cmd_sample)
+
+    m = sub.add_parser("models", help="list models, recipes, presets and losses")
+    m.add_argument("--params", action="store_true", help="show parameter counts of the default networks")
+    m.set_defaults(func=cmd_models)
+
+    sm = sub.add_parser("summary", help="layers, output shapes and parameter counts of a model")
+    sm.add_argument("target", help="model or preset name")
+    sm.add_argument("overrides", nargs="*", help="key=value model overrides, e.g. model.image_size=64")
+    sm.set_defaults(func=cmd_summary)
+
+    d = sub.add_parser("data", help="inspect or download datasets")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    dc = dsub.add_parser("check", help="decode every image of a dataset and report")
+    dc.add_argument("path")
+    dc.set_defaults(func=cmd_data_check)
+    df = dsub.add_parser("fetch", help="download a standard dataset, verifying pinned SHA-256 checksums")
+    df.add_argument("name", help="mnist, fashion-mnist, cifar10, facades, horse2zebra")
+    df.add_argument("--to", required=True, help="destination folder")
+    df.add_argument("--url", default=None, help="mirror base URL (file:// works)")
+    df.set_defaults(func=cmd_data_fetch)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ganforge` console script."""
+    parser = build_parser()
+    # key=value overrides may follow options (`train dcgan --name x steps=5`): collect them too.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides or []) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args.func(args) or 0)
+    except TrainingDiverged as e:
+        _err(f"ganforge: {e}")
+        return 3
+    except GanforgeError as e:
+        _err(f"ganforge: error: {e}")
+        return 2
+    except BrokenPipeError:  # `ganforge summary ... | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        _err("ganforge: interrupted")
+        return 130
+    except FileNotFoundError as e:
+        _err(f"ganforge: error: {e.strerror}: {e.filename}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Typed run configuration: YAML presets, `key=value` overrides, validation and the resolved dump.
+
+A run config has four sections. `model` and `recipe` are open dicts whose keys are checked against the
+registered factory's arguments and the recipe's config dataclass; `data` and `train` are dataclasses.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from .errors import GanforgeError
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they are shaped."""
+
+    source: str = "mnist"  # built-in name or a path (folder, zip, IDX folder, CIFAR folder)
+    root: str | None = None  # folder for standard datasets read from local files
+    split: str = "train"
+    resize: str = "resize-crop"  # resize-crop | resize | pad | none
+    num_workers: int = 0
+    flip: bool = False  # random horizontal flips (deterministic per seed, epoch and index)
+
+
+@dataclass
+class TrainConfig:
+    """The generic loop's settings."""
+
+    steps: int = 3000
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    amp: bool = False  # bfloat16 autocast on CPU, float16 with a grad scaler on CUDA
+    ema: float = 0.0  # decay of the generator EMA; 0 disables it
+    ema_start: int = 0  # steps before the EMA starts tracking
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 1000
+    keep_ckpts: int = 3
+    n_samples: int = 64
+    tensorboard: bool = False
+    progress: bool = True
+    runs_dir: str = "runs"
+    name: str | None = None  # run name; default: <preset>-<timestamp>
+    max_nan_failures: int = 3
+    nan_lr_factor: float = 0.5
+    eval_every: int = 0
+    eval_metric: str = ""  # e.g. "fid"; with eval_every keeps checkpoints/best
+    eval_n: int = 2000
+
+
+SECTIONS = ("model", "recipe", "data", "train")
+
+
+def list_presets() -> list[str]:
+    """Names of the YAML presets shipped in ganforge/configs."""
+    files = resources.files("ganforge") / "configs"
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """A preset by name (ganforge/configs/NAME.yaml) or a YAML file path, as a raw dict."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise GanforgeError(f"config file not found: {p}")
+        text = p.read_text()
+    else:
+        f = resources.files("ganforge") / "configs" / f"{name_or_path}.yaml"
+        if not f.is_file():
+            return {}
+        text = f.read_text()
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise GanforgeError(f"cannot parse config {name_or_path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise GanforgeError(f"config {name_or_path} must be a mapping")
+    return raw
+
+
+def parse_value(text: str) -> Any:
+    """A `key=value` value as YAML (so 1e-4, true, [0.5, 0.9] and null work)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _dataclass_fields(cls) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def section_keys(raw: dict[str, Any]) -> dict[str, set[str]]:
+    """Which keys each section accepts, given the model and recipe the raw config names."""
+    from .registry import factory_arguments, recipe_class
+
+    keys = {"data": set(_dataclass_fields(DataConfig)), "train": set(_dataclass_fields(TrainConfig))}
+    keys["model"] = {"name"} | set(factory_arguments(raw.get("model", {}).get("name", "dcgan")))
+    rc = recipe_class(raw.get("recipe", {}).get("name", "gan"))
+    keys["recipe"] = {"name"} | set(_dataclass_fields(rc.Config))
+    return keys
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` (or unambiguous bare `key=value`) overrides to a raw config."""
+    raw = copy.deepcopy(raw)
+    for sec in SECTIONS:
+        raw.setdefault(sec, {})
+    # Names first: they decide which keys the other overrides may use.
+    ordered = sorted(overrides, key=lambda o: 0 if o.split("=", 1)[0] in ("model.name", "recipe.name") else 1)
+    for item in ordered:
+        if "=" not in item:
+            raise GanforgeError(f"override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        if "." in key:
+            sec, name = key.split(".", 1)
+            if sec not in SECTIONS:
+                raise GanforgeError(f"unknown config section {sec!r} in {item!r} (sections: {', '.join(SECTIONS)})")
+        else:
+            owners = [s for s, ks in section_keys(raw).items() if key in ks and key != "name"]
+            if not owners:
+                raise GanforgeError(f"unknown config key {key!r}")
+            if len(owners) > 1:
+                raise GanforgeError(f"config key {key!r} is ambiguous: write {' or '.join(o + '.' + key for o in owners)}")
+            sec, name = owners[0], key
+        value = parse_value(value)
+        if sec in ("model", "recipe") and name == "name" and value != raw[sec].get("name"):
+            # Another model/recipe than the preset's: keep only the preset keys the new one accepts.
+            before = raw[sec]
+            raw[sec] = {"name": value}
+            accepted = section_keys(raw)[sec]
+            raw[sec].update({k: v for k, v in before.items() if k in accepted and k != "name"})
+        raw[sec][name] = value
+    return raw
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    text = str(typ)
+    if value is None:
+        if "None" in text:
+            return None
+        raise GanforgeError(f"{where} must not be null")
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if typ is int or text.startswith("int"):
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if typ is float:
+            return float(value)
+        if typ is str or text.startswith("str"):
+            return str(value)
+        if "tuple" in text or "list" in text:
+            return tuple(value)
+    except (TypeError, ValueError):
+        raise GanforgeError(f"{where}={value!r} has the wrong type (expected {getattr(typ, '__name__', text)})") from None
+    return value
+
+
+def build_dataclass(cls, values: dict[str, Any], section: str):
+    """Instantiate a config dataclass from a dict, refusing unknown keys and wrong types."""
+    fields_ = _dataclass_fields(cls)
+    unknown = sorted(set(values) - set(fields_))
+    if unknown:
+        raise GanforgeError(f"unknown config key(s) {', '.join(section + '.' + u for u in unknown)}")
+    kwargs = {k: _coerce(v, fields_[k], f"{section}.{k}") for k, v in values.items()}
+    return cls(**kwargs)
+
+
+@dataclass
+class RunConfig:
+    """A fully resolved run: model and recipe arguments plus data and loop settings."""
+
+    model: dict[str, Any]
+    recipe: dict[str, Any]
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for YAML/JSON."""
+        return {
+            "preset": self.preset,
+            "model": dict(self.model),
+            "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.recipe.items()},
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def resolve(raw: dict[str, Any], preset: str = "") -> RunConfig:
+    """Validate a raw config and fill every default so the run is fully described."""
+    from .registry import factory_arguments, recipe_class
+
+    raw = copy.deepcopy(raw)
+    unknown = sorted(set(raw) - set(SECTIONS) - {"preset", "description"})
+    if unknown:
+        raise GanforgeError(f"unknown config section(s) {', '.join(unknown)}")
+    model = dict(raw.get("model") or {})
+    name = model.pop("name", "dcgan")
+    allowed = factory_arguments(name)
+    bad = sorted(set(model) - set(allowed))
+    if bad:
+        raise GanforgeError(f"unknown config key(s) {', '.join('model.' + b for b in bad)} for model {name!r}")
+    model = {"name": name, **{k: model.get(k, v) for k, v in allowed.items()}}
+
+    rec = dict(raw.get("recipe") or {})
+    rname = rec.pop("name", "gan")
+    rcls = recipe_class(rname)
+    rcfg = build_dataclass(rcls.Config, rec, "recipe")
+    recipe = {"name": rname, **dataclasses.asdict(rcfg)}
+
+    data = build_dataclass(DataConfig, raw.get("data") or {}, "data")
+    train = build_dataclass(TrainConfig, raw.get("train") or {}, "train")
+    if train.steps < 0 or train.batch_size < 1:
+        raise GanforgeError("train.steps must be >= 0 and train.batch_size >= 1")
+    return RunConfig(model=model, recipe=recipe, data=data, train=train, preset=raw.get("preset", preset) or preset)
+
+
+def config_for(target: str, overrides: list[str] | None = None, data: str | None = None) -> RunConfig:
+    """Resolved config for a preset name, YAML path or model name, with overrides applied."""
+    from .registry import model_names
+
+    raw = load_preset(target)
+    if not raw:
+        if target not in model_names():
+            raise GanforgeError(
+                f"unknown model or preset {target!r} (models: {', '.join(model_names())}; presets: {', '.join(list_presets())})"
+            )
+        raw = {"model": {"name": target}}
+    raw = copy.deepcopy(raw)
+    if data is not None:
+        raw.setdefault("data", {})["source"] = data
+    raw = apply_overrides(raw, list(overrides or []))
+    return resolve(raw, preset=Path(target).stem)

@@ -1,0 +1,86 @@
+"""The MNIST judge: a small CNN digit classifier that scores generated digits.
+
+It is trained by scripts/train_judge.py on the built-in training split only (4,500 digits) and its
+weights ship in the package (assets/mnist_judge.safetensors, pinned by SHA-256).
+"""
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import GanforgeError
+
+WEIGHTS_NAME = "mnist_judge.safetensors"
+# SHA-256 of the shipped weights; scripts/train_judge.py prints the new value when it retrains.
+WEIGHTS_SHA256 = "to-be-filled-by-train_judge"
+
+
+class MNISTJudge(nn.Module):
+    """28x28 grayscale digits in [-1, 1] -> 10 class logits; `features` gives the 128-d penultimate layer."""
+
+    feature_dim = 128
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(True),
+            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True),
+            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True), nn.MaxPool2d(2),
+        )
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(True))
+        self.drop = nn.Dropout(0.3)
+        self.head = nn.Linear(128, 10)
+
+    @staticmethod
+    def prepare(x: Tensor) -> Tensor:
+        """Bring images to 1x28x28: average RGB to gray, resize with bilinear antialiasing."""
+        if x.shape[1] == 3:
+            x = x.mean(1, keepdim=True)
+        elif x.shape[1] != 1:
+            raise GanforgeError(f"the MNIST judge takes 1 or 3 channels, not {x.shape[1]}")
+        if x.shape[-2:] != (28, 28):
+            x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def features(self, x: Tensor) -> Tensor:
+        """128-d penultimate features."""
+        return self.fc(self.conv(self.prepare(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.drop(self.features(x)))
+
+
+def weights_path() -> Path:
+    """Where the shipped judge weights live inside the installed package."""
+    return Path(str(resources.files("ganforge") / "assets" / WEIGHTS_NAME))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_judge(path: str | Path | None = None, device: str | torch.device = "cpu") -> MNISTJudge:
+    """The trained judge in eval mode; its weight file is checked against the pinned SHA-256."""
+    from safetensors.torch import load_file
+
+    p = Path(path) if path is not None else weights_path()
+    if not p.is_file():
+        raise GanforgeError(f"MNIST judge weights not found at {p}; train them with: python scripts/train_judge.py")
+    if path is None:
+        got = file_sha256(p)
+        if got != WEIGHTS_SHA256:
+            raise GanforgeError(f"MNIST judge weights {p} have SHA-256 {got}, expected {WEIGHTS_SHA256}")
+    net = MNISTJudge()
+    net.load_state_dict(load_file(str(p)))
+    return net.to(device).eval()

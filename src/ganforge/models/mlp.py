@@ -1,0 +1,98 @@
+"""The fully connected GAN of the classic examples (Keras-GAN / PyTorch-GAN `gan.py`), optionally conditional.
+
+G: z -> 256 -> 512 -> 1024 -> pixels (LeakyReLU 0.2, BatchNorm, tanh).
+D: pixels -> 512 -> 256 -> 1 logit (LeakyReLU 0.2).
+The conditional form concatenates a label embedding to z in G and to the flattened image in D.
+"""
+from __future__ import annotations
+
+
+import torch
+from torch import Tensor, nn
+
+from ..registry import register_model
+from .base import GANModels
+from .conditioning import ProjectionHead, check_labels, init_dcgan_weights
+
+
+class MLPGenerator(nn.Module):
+    """z (and a class label) -> image in [-1, 1] through fully connected layers."""
+
+    def __init__(self, image_size=28, channels=1, z_dim=100, hidden=(256, 512, 1024), num_classes=0, embed_dim=50):
+        super().__init__()
+        self.z_dim, self.num_classes, self.image_size, self.channels = z_dim, num_classes, image_size, channels
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
+        dims = [z_dim + (embed_dim if num_classes > 0 else 0), *hidden]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(nn.Linear(a, b))
+            if i > 0:  # as in the classic examples, no normalisation right after the input layer
+                layers.append(nn.BatchNorm1d(b))
+            layers.append(nn.LeakyReLU(0.2, True))
+        layers += [nn.Linear(dims[-1], channels * image_size * image_size), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        init_dcgan_weights(self)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        check_labels(y, self.num_classes)
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(y)], 1)
+        return self.main(z).view(-1, self.channels, self.image_size, self.image_size)
+
+
+class MLPDiscriminator(nn.Module):
+    """image (and a class label) -> one logit per sample through fully connected layers."""
+
+    def __init__(self, image_size=28, channels=1, hidden=(512, 256), num_classes=0, embed_dim=50, conditioning="concat"):
+        super().__init__()
+        self.num_classes = num_classes
+        self.concat = num_classes > 0 and conditioning == "concat"
+        self.embed = nn.Embedding(num_classes, embed_dim) if self.concat else None
+        dims = [channels * image_size * image_size + (embed_dim if self.concat else 0), *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2, True)]
+        self.features = nn.Sequential(*layers)
+        self.head = ProjectionHead(dims[-1], num_classes if conditioning == "projection" else 0)
+        init_dcgan_weights(self)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        check_labels(y, self.num_classes)
+        h = x.flatten(1)
+        if self.embed is not None:
+            h = torch.cat([h, self.embed(y)], 1)
+        return self.head(self.features(h), y)
+
+
+@register_model("gan")
+def gan(image_size: int = 28, channels: int = 1, z_dim: int = 100, num_classes: int = 0, embed_dim: int = 50,
+        d_conditioning: str = "concat") -> GANModels:
+    """The classic MLP GAN (28x28 grayscale by default)."""
+    args = dict(image_size=image_size, channels=channels, z_dim=z_dim, num_classes=num_classes,
+                embed_dim=embed_dim, d_conditioning=d_conditioning)
+    g = MLPGenerator(image_size, channels, z_dim, num_classes=num_classes, embed_dim=embed_dim)
+    d = MLPDiscriminator(image_size, channels, num_classes=num_classes, embed_dim=embed_dim, conditioning=d_conditioning)
+    return GANModels(name="gan", args=args, nets={"G": g, "D": d})
+
+
+@register_model("cgan")
+def cgan(arch: str = "dcgan", image_size: int = 28, channels: int = 1, z_dim: int = 100, num_classes: int = 10,
+         embed_dim: int = 50, ngf: int = 64, ndf: int = 64, d_norm: str = "batch",
+         d_conditioning: str = "concat") -> GANModels:
+    """Class-conditional GAN: label embedding joined to z in G and to the image in D (or a projection D)."""
+    from ..errors import GanforgeError
+    from .dcgan import build_dcgan
+
+    if num_classes < 2:
+        raise GanforgeError("cgan needs num_classes >= 2")
+    if arch == "dcgan":
+        m = build_dcgan("cgan", image_size, channels, z_dim, ngf, ndf, num_classes, embed_dim, d_norm, d_conditioning)
+    elif arch == "mlp":
+        m = gan(image_size, channels, z_dim, num_classes, embed_dim, d_conditioning)
+        m.name = "cgan"
+    else:
+        raise GanforgeError(f"unknown cgan arch {arch!r} (known: dcgan, mlp)")
+    m.args = {"arch": arch, **m.args, **({} if arch == "dcgan" else {"ngf": ngf, "ndf": ndf, "d_norm": d_norm})}
+    return m
+
+

@@ -1,0 +1,1 @@
+"""Small shared helpers: image grids and atomic file writes."""

@@ -1,0 +1,14 @@
+"""Shared fixtures: small, fast runs on the built-in data."""
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+# A tiny DCGAN so loop tests take seconds on 2 CPU cores.
+TINY = ["model.ngf=8", "model.ndf=8", "train.batch_size=16", "train.progress=false"]
+
+
+@pytest.fixture
+def tiny():
+    """Overrides for a tiny, quick DCGAN run."""
+    return list(TINY)
