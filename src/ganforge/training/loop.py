@@ -78,9 +78,14 @@ class Trainer:
         self.main = self.rank == 0
         t = cfg.train
         self.device = pick_device(t.device)
-        seed_everything(t.seed + self.rank)
+        seed_everything(t.seed)  # the same initial weights on every rank
         model_args = {k: v for k, v in cfg.model.items() if k != "name"}
         self.models = create_model(cfg.model["name"], **model_args).to(self.device)
+        if self.world > 1:
+            for net in self.models.nets.values():
+                for tensor in [*net.parameters(), *net.buffers()]:
+                    dist.broadcast(tensor.data, 0)
+        seed_everything(t.seed + self.rank)  # different noise on every rank
         rcls = recipe_class(cfg.recipe["name"])
         rcfg = rcls.Config(**{k: v for k, v in cfg.recipe.items() if k != "name"})
         self.recipe = rcls(self.models, rcfg, self.device, amp=t.amp)
