@@ -113,6 +113,15 @@ def _first_conv_channels(net) -> int:
     return 3
 
 
+def cmd_translate(args) -> int:
+    from .translate import translate_paths
+
+    written = translate_paths(args.ckpt, args.inputs, args.out, direction=args.direction, tile=args.tile,
+                              overlap=args.overlap, device=args.device or "cpu", ema=not args.no_ema)
+    print(f"translated {len(written)} image(s) into {args.out}")
+    return 0
+
+
 def cmd_data_check(args) -> int:
     from .data.check import check
 
@@ -168,6 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("target", help="model or preset name")
     sm.add_argument("overrides", nargs="*", help="key=value model overrides, e.g. model.image_size=64")
     sm.set_defaults(func=cmd_summary)
+
+    tr = sub.add_parser("translate", help="translate images of any size with a Pix2Pix or CycleGAN checkpoint")
+    tr.add_argument("ckpt", help="run folder or checkpoint folder")
+    tr.add_argument("inputs", nargs="+", help="image files or folders")
+    tr.add_argument("--out", required=True, help="output folder")
+    tr.add_argument("--direction", default=None, help="AtoB or BtoA (CycleGAN; Pix2Pix uses its training direction)")
+    tr.add_argument("--tile", type=int, default=None, help="tile size (default: the training size)")
+    tr.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (default: tile/4)")
+    tr.add_argument("--no-ema", action="store_true")
+    tr.add_argument("--device", default=None)
+    tr.set_defaults(func=cmd_translate)
 
     d = sub.add_parser("data", help="inspect or download datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)

@@ -1,0 +1,1 @@
+"""Tools around trained generators: tiled inference, interpolation, projection, export."""
