@@ -35,9 +35,31 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
 
 
+def negatives(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """Images that are not digits: uniform noise, smooth random blobs, digits cut into shuffled 7x7 patches.
+
+    (Two digits overlaid were tried too: they pushed real thick digits into "not a digit".)
+    """
+    kind = torch.randint(0, 3, (n,), generator=g)
+    out = torch.empty(n, 1, 28, 28)
+    for i in range(n):
+        k = int(kind[i])
+        if k == 0:
+            out[i] = torch.rand(1, 28, 28, generator=g) * 2 - 1
+        elif k == 1:
+            r = int(torch.randint(1, 4, (1,), generator=g)) * 2 + 1
+            blob = F.avg_pool2d((torch.rand(1, 1, 28, 28, generator=g) * 2 - 1), r, 1, r // 2)
+            out[i] = (blob[0] * (2 + 4 * torch.rand(1, generator=g))).clamp(-1, 1)
+        else:
+            p = x[int(torch.randint(0, len(x), (1,), generator=g))].reshape(1, 4, 7, 4, 7).permute(1, 3, 0, 2, 4)
+            p = p.reshape(16, 1, 7, 7)[torch.randperm(16, generator=g)]
+            out[i] = p.reshape(4, 4, 1, 7, 7).permute(2, 0, 3, 1, 4).reshape(1, 28, 28)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "src/ganforge/assets/mnist_judge.safetensors"))
     args = ap.parse_args()
@@ -56,21 +78,30 @@ def main() -> None:
         perm = torch.randperm(len(xtr), generator=g)
         for i in range(0, len(xtr), 128):
             idx = perm[i:i + 128]
-            loss = F.cross_entropy(net(augment(xtr[idx], g)), ytr[idx], label_smoothing=0.05)
+            neg = negatives(xtr, 32, g)
+            # Augment both alike: otherwise "crisp, un-resampled" would itself mark a negative.
+            xb = augment(torch.cat([xtr[idx], neg]), g)
+            yb = torch.cat([ytr[idx], torch.full((len(neg),), MNISTJudge.reject_class)])
+            loss = F.cross_entropy(net(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
         net.eval()
         with torch.no_grad():
-            acc = (net(xte).argmax(1) == yte).float().mean().item()
-        print(f"epoch {epoch + 1:2d}  loss {loss.item():.4f}  held-out accuracy {acc:.4f}  ({time.time() - t0:.0f}s)")
+            probs = net(xte).softmax(1)
+            acc = (probs.argmax(1) == yte).float().mean().item()
+            conf = (probs[:, :10].max(1).values >= 0.9).float().mean().item()
+            noise_ok = (net(torch.rand(500, 1, 28, 28, generator=g) * 2 - 1).argmax(1) == 10).float().mean().item()
+        print(f"epoch {epoch + 1:2d}  loss {loss.item():.4f}  held-out accuracy {acc:.4f}  confident {conf:.3f}  "
+              f"noise rejected {noise_ok:.3f}  ({time.time() - t0:.0f}s)")
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, args.out)
     digest = file_sha256(args.out)
     judge_py = ROOT / "src/ganforge/models/judge.py"
     text = re.sub(r'WEIGHTS_SHA256 = "[^"]*"', f'WEIGHTS_SHA256 = "{digest}"', judge_py.read_text())
     judge_py.write_text(text)
-    print(f"held-out accuracy {acc:.4f} on {len(xte)} digits; wrote {args.out} (sha256 {digest})")
+    print(f"held-out accuracy {acc:.4f} on {len(xte)} digits, {conf:.1%} of them confident (p >= 0.9), "
+          f"{noise_ok:.1%} of uniform noise rejected; wrote {args.out} (sha256 {digest})")
 
 
 if __name__ == "__main__":

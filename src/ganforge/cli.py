@@ -122,6 +122,34 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate, format_result, write_record
+
+    weights = args.inception_weights or None
+    rec = evaluate(args.target, args.ref, metrics=args.metrics.split(","), n=args.n, extractor=args.extractor,
+                   batch_size=args.batch_size, seed=args.seed, device=args.device or "cpu", ref_split=args.ref_split,
+                   ref_root=args.ref_root, inception_weights=weights, use_cache=not args.no_cache,
+                   y_channel=args.y_channel, crop_border=args.crop_border)
+    print(format_result(rec))
+    out = args.json
+    if out is None and (Path(args.target) / "config.yaml").is_file():
+        out = str(Path(args.target) / f"eval-{rec.get('extractor') or 'paired'}.json")
+    if out:
+        write_record(rec, out)
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_weights_fetch(args) -> int:
+    from .metrics import fetch_inception_weights
+
+    if args.name != "inception":
+        raise GanforgeError(f"unknown weights {args.name!r} (known: inception)")
+    path = fetch_inception_weights(args.to, url=args.url)
+    print(f"ok  {path}  (set GANFORGE_INCEPTION={path} or pass --inception-weights)")
+    return 0
+
+
 def cmd_data_check(args) -> int:
     from .data.check import check
 
@@ -188,6 +216,34 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-ema", action="store_true")
     tr.add_argument("--device", default=None)
     tr.set_defaults(func=cmd_translate)
+
+    e = sub.add_parser("eval", help="FID, KID, IS, precision/recall of a run or folder; PSNR/SSIM/L1 of folders")
+    e.add_argument("target", help="run folder, checkpoint folder or image folder")
+    e.add_argument("--ref", required=True, help="reference data: built-in name (mnist) or a path")
+    e.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid,kid,is,pr,dc,psnr,ssim,l1")
+    e.add_argument("--n", type=int, default=10000, help="number of generated (and at most reference) images")
+    e.add_argument("--extractor", default="auto", help="auto (mnist-judge for 1-channel data, else inception), "
+                   "inception or mnist-judge")
+    e.add_argument("--inception-weights", default=None, help="path of pt_inception-2015-12-05-6726825d.pth "
+                   "(or set GANFORGE_INCEPTION)")
+    e.add_argument("--ref-split", default="train", help="train or test split of the reference")
+    e.add_argument("--ref-root", default=None, help="folder holding standard datasets (mnist-idx, cifar10, ...)")
+    e.add_argument("--batch-size", type=int, default=100)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", default=None, help="write the record here (default for runs: RUN/eval-EXTRACTOR.json)")
+    e.add_argument("--no-cache", action="store_true", help="recompute reference statistics")
+    e.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on the Y channel (BT.601)")
+    e.add_argument("--crop-border", type=int, default=0, help="pixels cropped from each border for PSNR/SSIM")
+    e.add_argument("--device", default=None)
+    e.set_defaults(func=cmd_eval)
+
+    w = sub.add_parser("weights", help="download pinned feature-extractor weights")
+    wsub = w.add_subparsers(dest="weights_cmd", required=True)
+    wf = wsub.add_parser("fetch", help="download and verify (SHA-256) a weight file")
+    wf.add_argument("name", help="inception")
+    wf.add_argument("--to", default=str(Path("~/.cache/ganforge/weights").expanduser()))
+    wf.add_argument("--url", default=None, help="mirror URL (file:// works)")
+    wf.set_defaults(func=cmd_weights_fetch)
 
     d = sub.add_parser("data", help="inspect or download datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)

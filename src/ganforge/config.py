@@ -51,9 +51,10 @@ class TrainConfig:
     name: str | None = None  # run name; default: <preset>-<timestamp>
     max_nan_failures: int = 3
     nan_lr_factor: float = 0.5
-    eval_every: int = 0
-    eval_metric: str = ""  # e.g. "fid"; with eval_every keeps checkpoints/best
+    eval_every: int = 0  # evaluate every N steps (0: never) against the held-out split of the data
+    eval_metric: str = "fid"  # fid | kid | is | precision | recall | density | coverage: keeps checkpoints/best
     eval_n: int = 2000
+    eval_extractor: str = "auto"  # auto: mnist-judge for 1-channel data, inception otherwise
 
 
 SECTIONS = ("model", "recipe", "data", "train")

@@ -67,6 +67,10 @@ class Recipe:
         """Snapshot images in [-1, 1] for `inputs`, and the number of images per grid row."""
         raise NotImplementedError
 
+    def eval_images(self, nets: dict[str, nn.Module], n: int, seed: int) -> Tensor:
+        """n generated images in [-1, 1] for evaluation during training."""
+        raise GanforgeError(f"recipe {type(self).__name__} does not support evaluation during training")
+
     def scale_lr(self, factor: float) -> None:
         """Multiply every optimizer's learning rate (used after a NaN/Inf recovery)."""
         for opt in self.optimizers.values():

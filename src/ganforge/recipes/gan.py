@@ -106,6 +106,18 @@ class GANRecipe(Recipe):
         return {"z": z, **({"y": y} if y is not None else {})}
 
     @torch.no_grad()
+    def eval_images(self, nets: dict[str, nn.Module], n: int, seed: int) -> Tensor:
+        """n samples from seeded latents, labels cycling through the classes."""
+        g = nets["G"]
+        was = g.training
+        g.eval()
+        z, y = make_latents(g, n, seed + 1)
+        out = torch.cat([g(z[i:i + 256].to(self.device), None if y is None else y[i:i + 256].to(self.device)).float().cpu()
+                         for i in range(0, n, 256)])
+        g.train(was)
+        return out
+
+    @torch.no_grad()
     def render(self, nets: dict[str, nn.Module], inputs: dict[str, Tensor]) -> tuple[Tensor, int]:
         """Generator output for the fixed latents."""
         g = nets["G"]

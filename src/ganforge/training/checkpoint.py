@@ -55,29 +55,37 @@ def _save_weights(module_state: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def save_checkpoint(ckpt_root: Path, step: int, weights: dict[str, dict[str, torch.Tensor]],
-                    config: dict[str, Any], state: dict[str, Any], keep: int = 3) -> Path:
-    """Write checkpoints/step-NNNNNN atomically, point `latest` at it, prune to `keep` newest."""
+                    config: dict[str, Any], state: dict[str, Any], keep: int = 3, name: str | None = None) -> Path:
+    """Write checkpoints/step-NNNNNN (or checkpoints/NAME, e.g. best) atomically; a step folder becomes
+    `latest` and older step folders are pruned to the `keep` newest."""
     ckpt_root.mkdir(parents=True, exist_ok=True)
-    final = ckpt_root / f"step-{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:06d}.", dir=ckpt_root))
+    final = ckpt_root / (name or f"step-{step:06d}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=ckpt_root))
     try:
-        for name, sd in weights.items():
-            _save_weights(sd, tmp / f"{name}.safetensors")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
+        for net, sd in weights.items():
+            _save_weights(sd, tmp / f"{net}.safetensors")
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
         torch.save(state, tmp / "state.pt")
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         verify_checkpoint(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if final.exists():  # rename the old one aside first: a crash leaves one of the two intact
+            old = ckpt_root / f".{final.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
         fsync_dir(ckpt_root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write_text(ckpt_root / "latest", final.name + "\n")
-    prune(ckpt_root, keep)
+    if name is None:
+        atomic_write_text(ckpt_root / "latest", final.name + "\n")
+        prune(ckpt_root, keep)
     return final
 
 

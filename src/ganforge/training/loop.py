@@ -93,6 +93,7 @@ class Trainer:
         self.ema = EMA({k: self.models.nets[k] for k in self.recipe.ema_targets()}, t.ema) if t.ema > 0 else None
         self.step = 0
         self.failures = 0
+        self._eval_best: float | None = None
         if resume is not None:
             self._load(resume)
         try:
@@ -103,6 +104,12 @@ class Trainer:
         self.fixed = self.recipe.fixed_inputs(t.n_samples, t.seed, self.dataset)
         self._stop_signal: int | None = None
         self._good: dict[str, Any] | None = None
+        self.evaluator = None
+        if t.eval_every > 0 and self.main:
+            from .evaluation import TrainingEvaluator
+
+            self.evaluator = TrainingEvaluator(cfg, self.recipe, self.device, echo=echo)
+            self.evaluator.best = self._eval_best
 
     # ---- state ------------------------------------------------------------------------------------
     def _weights(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -118,17 +125,18 @@ class Trainer:
             dist.all_gather_object(all_rng, rng)
         else:
             all_rng = [rng]
+        best = self.evaluator.best if self.evaluator is not None else self._eval_best
         return {"step": self.step, "recipe": self.recipe.training_state(), "rng": all_rng,
-                "failures": self.failures, "ema_decay": self.cfg.train.ema}
+                "failures": self.failures, "ema_decay": self.cfg.train.ema, "eval_best": best}
 
-    def save(self) -> Path:
-        """Write a checkpoint of the current step (rank 0 writes; all ranks take part)."""
+    def save(self, name: str | None = None) -> Path:
+        """Write a checkpoint of the current step, or checkpoints/NAME (rank 0 writes; all ranks take part)."""
         state = self._state()
-        path = self.run_dir / "checkpoints" / f"step-{self.step:06d}"
+        path = self.run_dir / "checkpoints" / (name or f"step-{self.step:06d}")
         if self.main:
             path = ck.save_checkpoint(self.run_dir / "checkpoints", self.step, self._weights(),
                                       checkpoint_config(self.cfg, self.models, self.step), state,
-                                      keep=self.cfg.train.keep_ckpts)
+                                      keep=self.cfg.train.keep_ckpts, name=name)
         if self.world > 1:
             dist.barrier()
         return path
@@ -153,6 +161,7 @@ class Trainer:
         self.recipe.load_training_state(state["recipe"])
         self.step = int(state["step"])
         self.failures = int(state.get("failures", 0))
+        self._eval_best = state.get("eval_best")
         rngs = state["rng"]
         ck.set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
 
@@ -254,6 +263,8 @@ class Trainer:
                     self._remember_good()
                 if self.main and (self.step % t.sample_every == 0 or self.step == t.steps):
                     self.snapshot(log)
+                if t.eval_every > 0 and self.step % t.eval_every == 0:
+                    self._evaluate(log)
                 if self.step % t.ckpt_every == 0 or self.step == t.steps:
                     self.save()
                     last_saved = self.step
@@ -270,6 +281,23 @@ class Trainer:
         if last_saved != self.step:
             self.save()
         return self.run_dir
+
+    def _evaluate(self, log: MetricsLog | None) -> None:
+        best = False
+        if self.evaluator is not None:
+            nets = dict(self.models.nets)
+            if self.ema is not None:
+                nets.update(self.ema.shadows)
+            values, best = self.evaluator(nets)
+            log.log({"step": self.step, **values})
+            self.echo(f"step {self.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+                      + ("  (best so far)" if best else ""), file=sys.stderr)
+        if self.world > 1:
+            flag = [best]
+            dist.broadcast_object_list(flag, 0)
+            best = flag[0]
+        if best:
+            self.save("best")
 
     def _recover(self, losses: dict[str, float]) -> None:
         t = self.cfg.train

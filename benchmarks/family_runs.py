@@ -1,0 +1,53 @@
+"""Train the MNIST presets at the demo budget and score each with the MNIST judge.
+
+    python benchmarks/family_runs.py [--presets dcgan,cgan,wgan,wgan-gp] [--steps N] [--runs-dir runs/bench]
+
+Each preset trains with its own settings (steps from the preset unless --steps), then 1,000 samples are
+judged; conditional models are asked for each class in turn. The table goes to RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import ganforge
+from ganforge.training.loop import read_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import record  # noqa: E402
+from judge_run import score  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--presets", default="dcgan,cgan,wgan,wgan-gp")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--runs-dir", default="runs/bench")
+    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("--section", default="MNIST presets at the demo budget")
+    args = ap.parse_args()
+    rows = []
+    for preset in args.presets.split(","):
+        name = f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        ov = ["train.progress=false"] + ([f"train.steps={args.steps}"] if args.steps else [])
+        t0 = time.perf_counter()
+        run = ganforge.train(preset, overrides=ov, name=name, runs_dir=args.runs_dir, echo=lambda *a, **k: None)
+        wall = time.perf_counter() - t0
+        recs = [r for r in read_metrics(run) if "images_per_s" in r]
+        steps = recs[-1]["step"]
+        s = score(str(run), args.n)
+        acc = "" if s.class_accuracy is None else f"{s.class_accuracy:.1%}"
+        rows.append(f"| {preset} | {steps} | {wall / 60:.1f} | {s.confident:.1%} | {s.not_digit:.1%} | "
+                    f"{s.classes_present}/10 | {s.max_class_share:.1%} | {acc} | {s.histogram} |")
+        print(rows[-1], flush=True)
+    body = ("`python benchmarks/family_runs.py " + " ".join(sys.argv[1:]) + "`\n\n"
+            "| preset | steps | wall min | confident (p>=0.9) | not a digit | classes | largest class | "
+            "requested class | histogram |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
+    record(args.section, body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

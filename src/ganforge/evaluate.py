@@ -1,0 +1,176 @@
+"""`ganforge eval`: measure a trained generator or a folder of images against reference data, with the
+protocol written beside every number.
+
+Distribution metrics (fid, kid, is, pr, dc) embed both sides with one feature extractor; generated images
+are quantised to 8 bits first, as they would be if saved as PNG (what pytorch-fid measures). Paired
+metrics (psnr, ssim, l1) compare two folders image by image, matched by file name.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import GanforgeError
+from .metrics import (
+    METRIC_NAMES,
+    build_record,
+    compute_features,
+    compute_metrics,
+    l1,
+    psnr,
+    ssim,
+)
+from .metrics.reference import choose_extractor, dataset_batches, generator_batches, reference_stats
+
+PAIRED_METRICS = ("psnr", "ssim", "l1")
+HIGHER_IS_BETTER = {"is_mean", "precision", "recall", "density", "coverage", "psnr", "ssim"}
+
+
+def _target_kind(target: str) -> str:
+    p = Path(target)
+    if not p.exists():
+        raise GanforgeError(f"no such run, checkpoint or folder: {target}")
+    if (p / "config.yaml").is_file() or (p / "config.json").is_file() or (p / "checkpoints").is_dir():
+        return "generator"
+    return "folder"
+
+
+def evaluate(target: str, ref: str, metrics: Sequence[str] = ("fid", "kid", "pr"), n: int = 10000,
+             extractor: str = "auto", batch_size: int = 100, seed: int = 0, device: str = "cpu",
+             ref_split: str = "train", ref_root: str | None = None, inception_weights: str | None = None,
+             use_cache: bool = True, y_channel: bool = False, crop_border: int = 0,
+             kid_subset_size: int = 1000) -> dict[str, Any]:
+    """Evaluate a run/checkpoint/folder against reference data; returns the JSON-ready record."""
+    metrics = [m.strip().lower() for m in metrics if m.strip()]
+    unknown = sorted(set(metrics) - set(METRIC_NAMES) - set(PAIRED_METRICS))
+    if unknown:
+        raise GanforgeError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRIC_NAMES + PAIRED_METRICS)})")
+    paired = [m for m in metrics if m in PAIRED_METRICS]
+    dist = [m for m in metrics if m in METRIC_NAMES]
+    if n < 2:
+        raise GanforgeError("--n must be at least 2")
+    record: dict[str, Any] = {"target": str(target), "reference": str(ref)}
+    if paired:
+        record.update(evaluate_paired(target, ref, paired, y_channel=y_channel, crop_border=crop_border))
+    if dist:
+        record.update(_evaluate_distribution(target, ref, dist, n, extractor, batch_size, seed, device, ref_split,
+                                             ref_root, inception_weights, use_cache, kid_subset_size))
+        record["metrics"] = {**record.get("paired_metrics", {}), **record["metrics"]}
+    else:
+        record["metrics"] = record["paired_metrics"]
+    return record
+
+
+def _evaluate_distribution(target, ref, names, n, extractor_name, batch_size, seed, device, ref_split, ref_root,
+                           inception_weights, use_cache, kid_subset_size) -> dict[str, Any]:
+    from .data import build_dataset
+    from .pretrained import load
+
+    kind = _target_kind(target)
+    gen = load(target, device=device) if kind == "generator" else None
+    if gen is not None:
+        size, ch = gen.net.image_size, gen.net.channels
+        tgt_ds = None
+    else:
+        tgt_ds = build_dataset(target)
+        size, ch = tgt_ds.image_size[0], tgt_ds.channels
+        n = min(n, len(tgt_ds))
+    ext = choose_extractor(extractor_name, ch, inception_weights, device)
+    keep = n if any(m in names for m in ("kid", "pr", "dc")) else 0
+    keep_logits = "is" in names
+    t0 = time.perf_counter()
+    real, ref_info = (None, {})
+    if any(m != "is" for m in names):
+        real, ref_info = reference_stats(ref, ext, n, split=ref_split, root=ref_root, image_size=size, channels=ch,
+                                         batch_size=batch_size, keep=keep, use_cache=use_cache)
+    t1 = time.perf_counter()
+    batches = generator_batches(gen, n, batch_size, seed) if gen is not None else dataset_batches(tgt_ds, n, batch_size)
+    fake = compute_features(ext, batches, max_samples=n, keep=keep, keep_logits=keep_logits, seed=seed)
+    t2 = time.perf_counter()
+    values = compute_metrics(names, real, fake, seed=seed, kid_subset_size=min(kid_subset_size, n,
+                                                                                 real.count if real else n))
+    rec = build_record(values, ext, real.count if real else None, fake.count, seed,
+                       options={"metrics": list(names), "quantized": "uint8" if gen is not None else "as stored",
+                                "target_kind": kind, "reference": ref_info, "kid_subset_size": kid_subset_size,
+                                "ema": getattr(gen, "ema", None),
+                                "step": (gen.config.get("step") if gen is not None else None),
+                                "generated_images_per_s": round(fake.count / max(t2 - t1, 1e-9), 1)})
+    return rec
+
+
+def evaluate_paired(pred_dir: str, target_dir: str, names: Sequence[str], y_channel: bool = False,
+                    crop_border: int = 0) -> dict[str, Any]:
+    """PSNR/SSIM/L1 between two folders of images matched by file name (mean over images)."""
+    import numpy as np
+    from PIL import Image
+
+    from .data.paired import list_images
+    from .utils.images import from_uint8
+
+    def read(f: Path) -> Tensor | None:
+        try:
+            with Image.open(f) as im:
+                return from_uint8(np.asarray(im.convert("RGB")))[None]
+        except (OSError, ValueError):
+            return None
+
+    a, b = Path(pred_dir), Path(target_dir)
+    for p in (a, b):
+        if not p.is_dir():
+            raise GanforgeError(f"paired metrics need two folders; {p} is not a folder")
+    fa = {f.stem: f for f in list_images(a)}
+    fb = {f.stem: f for f in list_images(b)}
+    common = sorted(set(fa) & set(fb))
+    if not common:
+        raise GanforgeError(f"no file names in common between {a} and {b}")
+    sums = {m: 0.0 for m in names}
+    skipped: list[str] = []
+    for stem in common:
+        x, y = read(fa[stem]), read(fb[stem])
+        if x is None or y is None:
+            skipped.append(stem)
+            continue
+        if x.shape != y.shape:
+            raise GanforgeError(f"{fa[stem].name}: size {tuple(x.shape[2:])} differs from {tuple(y.shape[2:])}")
+        for m in names:
+            if m == "psnr":
+                sums[m] += float(psnr(x, y, y_channel=y_channel, crop_border=crop_border).clamp(max=100))
+            elif m == "ssim":
+                sums[m] += float(ssim(x, y, y_channel=y_channel, crop_border=crop_border))
+            else:
+                sums[m] += float(l1(x, y))
+    used = len(common) - len(skipped)
+    if used == 0:
+        raise GanforgeError(f"none of the {len(common)} matched pairs could be read")
+    return {"paired_metrics": {m: v / used for m, v in sums.items()},
+            "paired": {"n": used, "skipped": len(skipped), "unmatched": len(set(fa) ^ set(fb)), "y_channel": y_channel,
+                       "crop_border": crop_border}}
+
+
+def format_result(record: dict[str, Any]) -> str:
+    """A small table of the metric values and the protocol behind them."""
+    lines = [f"{'metric':<16}{'value':>14}"]
+    for k, v in record["metrics"].items():
+        lines.append(f"{k:<16}{v:>14.6g}" if isinstance(v, (int, float)) and v is not None else f"{k:<16}{str(v):>14}")
+    if record.get("extractor"):
+        lines.append(f"extractor {record['extractor']} (weights sha256 {str(record.get('weights_sha256'))[:16]}...), "
+                     f"resize {record.get('resize_method')}")
+        lines.append(f"real {record.get('n_real')}  generated {record.get('n_generated')}  seed {record.get('seed')}  "
+                     f"ganforge {record.get('ganforge_version')}")
+    if record.get("paired"):
+        p = record["paired"]
+        lines.append(f"paired images {p['n']} (unmatched {p['unmatched']}), y_channel={p['y_channel']}, "
+                     f"crop_border={p['crop_border']}")
+    return "\n".join(lines)
+
+
+def write_record(record: dict[str, Any], path: str | Path) -> Path:
+    """Write the record as JSON atomically."""
+    from .utils.atomic import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(record, indent=2) + "\n")
