@@ -1,7 +1,10 @@
 """The MNIST judge: a small CNN digit classifier that scores generated digits.
 
 It is trained by scripts/train_judge.py on the built-in training split only (4,500 digits) and its
-weights ship in the package (assets/mnist_judge.safetensors, pinned by SHA-256).
+weights ship in the package (assets/mnist_judge.safetensors, pinned by SHA-256). Besides the ten digits
+it has an eleventh "not a digit" class, trained on uniform noise, smooth random blobs and digits cut
+into shuffled 7x7 patches: a plain 10-way classifier calls uniform noise an "8" with probability 1.0, which would make the
+"confident digits" score meaningless for a GAN that has not learned yet.
 """
 from __future__ import annotations
 
@@ -17,25 +20,28 @@ from ..errors import GanforgeError
 
 WEIGHTS_NAME = "mnist_judge.safetensors"
 # SHA-256 of the shipped weights; scripts/train_judge.py prints the new value when it retrains.
-WEIGHTS_SHA256 = "to-be-filled-by-train_judge"
+WEIGHTS_SHA256 = "79d5c2f32e718b4689ccb2aaa60de3c8300899dba762ac04f0c9ecac27567832"
 
 
 class MNISTJudge(nn.Module):
     """28x28 grayscale digits in [-1, 1] -> 10 class logits; `features` gives the 128-d penultimate layer."""
 
     feature_dim = 128
+    num_digits = 10
+    reject_class = 10
 
     def __init__(self):
         super().__init__()
+        # No batch norm: batches mix digits and non-digits, and running statistics then drift from both.
         self.conv = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(True),
-            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True),
-            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
         )
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(True))
         self.drop = nn.Dropout(0.3)
-        self.head = nn.Linear(128, 10)
+        self.head = nn.Linear(128, 11)  # ten digits + not-a-digit
 
     @staticmethod
     def prepare(x: Tensor) -> Tensor:
