@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-import torch
 from torch import Tensor
 
 from .errors import GanforgeError
@@ -83,7 +82,6 @@ def _evaluate_distribution(target, ref, names, n, extractor_name, batch_size, se
     ext = choose_extractor(extractor_name, ch, inception_weights, device)
     keep = n if any(m in names for m in ("kid", "pr", "dc")) else 0
     keep_logits = "is" in names
-    t0 = time.perf_counter()
     real, ref_info = (None, {})
     if any(m != "is" for m in names):
         real, ref_info = reference_stats(ref, ext, n, split=ref_split, root=ref_root, image_size=size, channels=ch,

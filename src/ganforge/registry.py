@@ -10,7 +10,8 @@ _MODELS: dict[str, Callable[..., Any]] = {}
 _RECIPES: dict[str, type] = {}
 
 
-def _register(table: dict, kind: str, name: str):
+def registrar(table: dict, kind: str, name: str):
+    """A decorator that stores its target in `table` under `name`; a duplicate name is an error."""
     def deco(obj):
         if name in table:
             raise ValueError(f"{kind} {name!r} is already registered")
@@ -22,12 +23,12 @@ def _register(table: dict, kind: str, name: str):
 
 def register_model(name: str):
     """Decorator: register a model factory (returning a GANModels) under `name`."""
-    return _register(_MODELS, "model", name)
+    return registrar(_MODELS, "model", name)
 
 
 def register_recipe(name: str):
     """Decorator: register a Recipe class under `name`."""
-    return _register(_RECIPES, "recipe", name)
+    return registrar(_RECIPES, "recipe", name)
 
 
 def _lookup(table: dict, kind: str, name: str):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import GanforgeError
+from ..utils.hashing import sha256_file
 
 TIMEOUT_S = 60
 _CHUNK = 1 << 20
@@ -116,15 +117,6 @@ DATASETS: dict[str, RemoteDataset] = {
 def fetchable() -> dict[str, str]:
     """Names fetch() knows, each with its file names."""
     return {name: ", ".join(f.filename for f in d.files) for name, d in sorted(DATASETS.items())}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's contents."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _download(url: str, dest: Path, expected: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import GanforgeError
+from ..utils.atomic import atomic_write
 from .extractor import FeatureExtractor
 from .stats import FeatureStats
 
@@ -54,27 +54,11 @@ def reference_key_parts(
 
 
 def _write_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # persist the rename itself; not possible on every platform
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+
+    atomic_write(path, write)
 
 
 def _read(path: Path, key_json: str) -> FeatureStats | None:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
+from ..registry import registrar
 
 _EXTRACTORS: dict[str, Callable[..., "FeatureExtractor"]] = {}
 # name -> module that calls register_extractor(name) when imported.
@@ -89,13 +90,7 @@ def check_images(images: Tensor) -> Tensor:
 def register_extractor(name: str) -> Callable:
     """Decorator: register a factory (class or function returning a FeatureExtractor) under `name`."""
 
-    def deco(factory):
-        if name in _EXTRACTORS:
-            raise ValueError(f"feature extractor {name!r} is already registered")
-        _EXTRACTORS[name] = factory
-        return factory
-
-    return deco
+    return registrar(_EXTRACTORS, "feature extractor", name)
 
 
 def _resolve(name: str) -> Callable[..., FeatureExtractor]:

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import GanforgeError
+from ..utils.hashing import sha256_file
 
 INCEPTION_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = (
@@ -24,15 +25,6 @@ INCEPTION_BYTES = 95_628_359  # size of the published file, for progress reports
 INCEPTION_ENV = "GANFORGE_INCEPTION"
 
 _HOW_TO_GET = f"run `ganforge weights fetch inception` or set {INCEPTION_ENV}=/path/to/{INCEPTION_FILENAME}"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_sha256(path: str | os.PathLike, expected: str) -> str:

@@ -19,20 +19,9 @@ def check_labels(y: Tensor | None, num_classes: int) -> None:
         raise GanforgeError(f"labels must lie in 0..{num_classes - 1}")
 
 
-def init_dcgan_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: conv/linear weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)):
-            if getattr(m, "weight", None) is not None:
-                nn.init.normal_(m.weight, 1.0, 0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, 0.0, 1.0)
+def join_label(z: Tensor, y: Tensor | None, embed: nn.Module | None) -> Tensor:
+    """z (or a flattened image) with the label embedding appended, when the model is conditional."""
+    return z if embed is None else torch.cat([z, embed(y)], 1)
 
 
 class ProjectionHead(nn.Module):

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from ..errors import GanforgeError
 from ..registry import register_model
 from .base import GANModels
-from .conditioning import D_CONDITIONING, ProjectionHead, check_labels, init_dcgan_weights, one_hot_maps
+from ..nn.blocks import init_gan_weights
+from .conditioning import D_CONDITIONING, ProjectionHead, check_labels, join_label, one_hot_maps
 
 D_NORMS = ("batch", "layer", "instance", "none")
 MAX_MULT = 8  # channel multiplier cap; 64 px reaches it exactly, as in the reference
@@ -63,12 +64,11 @@ class DCGANGenerator(nn.Module):
             ch = nxt
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        init_dcgan_weights(self)
+        init_gan_weights(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         check_labels(y, self.num_classes)
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(y)], 1)
+        z = join_label(z, y, self.embed)
         return self.main(z[:, :, None, None])
 
 
@@ -98,7 +98,7 @@ class DCGANDiscriminator(nn.Module):
         else:
             self.out = nn.Conv2d(ch, 1, base, 1, 0, bias=False)
             self.head = None
-        init_dcgan_weights(self)
+        init_gan_weights(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_labels(y, self.num_classes)

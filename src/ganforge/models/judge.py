@@ -8,7 +8,6 @@ into shuffled 7x7 patches: a plain 10-way classifier calls uniform noise an "8" 
 """
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
+from ..utils.hashing import sha256_file as file_sha256
 
 WEIGHTS_NAME = "mnist_judge.safetensors"
 # SHA-256 of the shipped weights; scripts/train_judge.py prints the new value when it retrains.
@@ -65,15 +65,6 @@ class MNISTJudge(nn.Module):
 def weights_path() -> Path:
     """Where the shipped judge weights live inside the installed package."""
     return Path(str(resources.files("ganforge") / "assets" / WEIGHTS_NAME))
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_judge(path: str | Path | None = None, device: str | torch.device = "cpu") -> MNISTJudge:

@@ -7,12 +7,12 @@ The conditional form concatenates a label embedding to z in G and to the flatten
 from __future__ import annotations
 
 
-import torch
 from torch import Tensor, nn
 
 from ..registry import register_model
 from .base import GANModels
-from .conditioning import ProjectionHead, check_labels, init_dcgan_weights
+from ..nn.blocks import init_gan_weights
+from .conditioning import ProjectionHead, check_labels, join_label
 
 
 class MLPGenerator(nn.Module):
@@ -31,12 +31,11 @@ class MLPGenerator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, True))
         layers += [nn.Linear(dims[-1], channels * image_size * image_size), nn.Tanh()]
         self.main = nn.Sequential(*layers)
-        init_dcgan_weights(self)
+        init_gan_weights(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         check_labels(y, self.num_classes)
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(y)], 1)
+        z = join_label(z, y, self.embed)
         return self.main(z).view(-1, self.channels, self.image_size, self.image_size)
 
 
@@ -54,13 +53,11 @@ class MLPDiscriminator(nn.Module):
             layers += [nn.Linear(a, b), nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers)
         self.head = ProjectionHead(dims[-1], num_classes if conditioning == "projection" else 0)
-        init_dcgan_weights(self)
+        init_gan_weights(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_labels(y, self.num_classes)
-        h = x.flatten(1)
-        if self.embed is not None:
-            h = torch.cat([h, self.embed(y)], 1)
+        h = join_label(x.flatten(1), y, self.embed)
         return self.head(self.features(h), y)
 
 

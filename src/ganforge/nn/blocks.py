@@ -1,4 +1,4 @@
-"""Blocks shared by the image-to-image families (Pix2Pix, CycleGAN): norm factory, conv bias rule, init.
+"""Blocks shared by the model families: norm factory, conv bias rule, GAN weight init.
 
 They follow the reference code of Isola et al. / Zhu et al. (junyanz/pytorch-CycleGAN-and-pix2pix,
 models/networks.py): BatchNorm is affine, InstanceNorm is not (and keeps no running statistics), a
@@ -39,16 +39,20 @@ def conv_bias(kind: str) -> bool:
 
 
 def init_gan_weights(net: nn.Module, std: float = 0.02) -> nn.Module:
-    """Initialise conv/linear weights from N(0, std), BatchNorm scales from N(1, std), biases to 0."""
+    """The DCGAN/pix2pix initialisation: conv/linear weights N(0, std), affine norm scales N(1, std),
+    biases 0, label embeddings N(0, 1)."""
 
     def init(m: nn.Module) -> None:
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)):
+            if m.weight is not None:  # InstanceNorm without affine has none
+                nn.init.normal_(m.weight, 1.0, std)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 1.0)
 
     # Post-order traversal, as the reference's net.apply(init_func).
     net.apply(init)

@@ -42,6 +42,9 @@ class Recipe:
         self.scaler = torch.amp.GradScaler("cuda") if (amp and device.type == "cuda") else None
 
     # ---- what the loop calls ------------------------------------------------------------------
+    def attach(self, train: Any) -> None:
+        """Receive the loop's settings (TrainConfig) before training: steps, seed; most recipes ignore them."""
+
     def step(self, batches: list[dict[str, Tensor]]) -> dict[str, float]:
         """One training iteration over `batches_per_step` batches; returns plain-float losses."""
         raise NotImplementedError

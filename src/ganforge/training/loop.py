@@ -89,6 +89,7 @@ class Trainer:
         rcls = recipe_class(cfg.recipe["name"])
         rcfg = rcls.Config(**{k: v for k, v in cfg.recipe.items() if k != "name"})
         self.recipe = rcls(self.models, rcfg, self.device, amp=t.amp)
+        self.recipe.attach(t)
         self.dataset = self.recipe.build_dataset(cfg.data)
         self.ema = EMA({k: self.models.nets[k] for k in self.recipe.ema_targets()}, t.ema) if t.ema > 0 else None
         self.step = 0
