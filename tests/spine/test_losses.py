@@ -70,3 +70,11 @@ def test_r1_penalty():
     x = torch.randn(3, 2, requires_grad=True)
     out = (x ** 2).sum(1)
     assert r1_penalty(out, x).item() == pytest.approx((4 * x.detach() ** 2).sum(1).mean().item(), rel=1e-6)
+
+
+def test_one_sided_label_smoothing_is_bce_with_soft_target():
+    t = 0.9
+    want = torch.nn.functional.binary_cross_entropy_with_logits(R, torch.full_like(R, t)).item() + \
+        torch.nn.functional.binary_cross_entropy_with_logits(F, torch.zeros_like(F)).item()
+    assert d_loss(R, F, "ns", real_label=t).item() == pytest.approx(want, rel=1e-6)
+    assert d_loss(R, F, "ns", real_label=1.0).item() == pytest.approx(d_loss(R, F, "ns").item())

@@ -26,12 +26,16 @@ def _check(kind: str) -> None:
         raise GanforgeError(f"unknown loss {kind!r} (known: {', '.join(ADVERSARIAL_LOSSES)})")
 
 
-def d_loss(real: Tensor, fake: Tensor, kind: str) -> Tensor:
-    """Discriminator loss on outputs for real and generated samples."""
+def d_loss(real: Tensor, fake: Tensor, kind: str, real_label: float = 1.0) -> Tensor:
+    """Discriminator loss on outputs for real and generated samples.
+
+    real_label < 1 is one-sided label smoothing (Salimans et al. 2016) for the BCE losses.
+    """
     _check(kind)
     if kind in ("ns", "minimax"):
-        # -log sigmoid(r) - log(1 - sigmoid(f))
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
+        # -t log sigmoid(r) - (1 - t) log(1 - sigmoid(r)) - log(1 - sigmoid(f))
+        real_term = real_label * F.softplus(-real) + (1 - real_label) * F.softplus(real)
+        return real_term.mean() + F.softplus(fake).mean()
     if kind == "lsgan":
         return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
     if kind == "hinge":

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ..errors import GanforgeError
 from ..losses import ADVERSARIAL_LOSSES, d_loss, g_loss, gradient_penalty
 from ..models.base import GANModels, make_latents
+from ..nn.diffaug import check_policy, diff_augment
 from ..registry import register_recipe
 from .base import Recipe, build_optimizer
 
@@ -23,6 +24,8 @@ class GANConfig:
     n_critic: int = 1  # D updates per G update, each on a fresh real batch
     clip: float = 0.0  # WGAN weight clipping of D's parameters to [-clip, clip]; 0 = off
     gp_weight: float = 0.0  # WGAN-GP lambda; 0 = off
+    real_label: float = 1.0  # < 1: one-sided label smoothing of D's real target (BCE losses only)
+    diffaug: str = ""  # DiffAugment policy for D's inputs, e.g. "translation" or "translation,cutout"
     optimizer: str = "adam"  # adam | rmsprop
     g_lr: float = 2e-4
     d_lr: float = 2e-4
@@ -47,6 +50,7 @@ class GANRecipe(Recipe):
         self.G, self.D = self.nets["G"], self.nets["D"]
         self.num_classes = getattr(self.G, "num_classes", 0)
         self.batches_per_step = cfg.n_critic
+        self.aug = check_policy(cfg.diffaug)
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
             "G": build_optimizer(cfg.optimizer, self.G.parameters(), cfg.g_lr, betas),
@@ -72,9 +76,9 @@ class GANRecipe(Recipe):
             with self.autocast():
                 with torch.no_grad():
                     fake = self.G(z, y)
-                d_real = self.D(real, y)
-                d_fake = self.D(fake, y)
-                loss = d_loss(d_real.float(), d_fake.float(), cfg.loss)
+                d_real = self.D(diff_augment(real, self.aug), y)
+                d_fake = self.D(diff_augment(fake, self.aug), y)
+                loss = d_loss(d_real.float(), d_fake.float(), cfg.loss, cfg.real_label)
             if cfg.gp_weight > 0:
                 gp = gradient_penalty(lambda x: self.D(x, y), real, fake.float())
                 loss = loss + cfg.gp_weight * gp
@@ -91,7 +95,7 @@ class GANRecipe(Recipe):
         z = torch.randn(n, self.G.z_dim, device=self.device)
         y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes > 0 else None
         with self.autocast():
-            gl = g_loss(self.D(self.G(z, y), y).float(), cfg.loss)
+            gl = g_loss(self.D(diff_augment(self.G(z, y), self.aug), y).float(), cfg.loss)
         out["grad_norm_G"] = self.optimize(gl, "G")
         out["loss_G"] = float(gl.detach())
         if cfg.loss == "wasserstein":

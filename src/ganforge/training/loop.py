@@ -244,7 +244,10 @@ class Trainer:
                 self.recipe.end_of_step(self.step)
                 self.step += 1
                 if self.ema is not None and self.step > t.ema_start:
-                    self.ema.update(self.models.nets)
+                    # Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the average
+                    # would otherwise be dominated by the random initial weights.
+                    n = self.step - t.ema_start
+                    self.ema.update(self.models.nets, min(t.ema, (1 + n) / (10 + n)))
                 for k, v in losses.items():
                     window.setdefault(k, []).append(v)
                 if bar is not None:
