@@ -74,7 +74,6 @@ def cmd_models(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    import torch
 
     from .config import config_for
     from .tools.summary import summarize

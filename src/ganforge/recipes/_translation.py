@@ -19,13 +19,14 @@ see half-written data.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -84,7 +85,7 @@ def parse_demo(source: str) -> tuple[str, dict[str, Any]] | None:
     return name, options
 
 
-def demo_folder(source: str, layout: str, image_size: int, echo=None) -> Path | None:
+def demo_folder(source: str, layout: str, image_size: int, echo: Callable[[str], None] | None = None) -> Path | None:
     """The folder holding built-in demo `source` at `image_size` (made on first use); None if not a demo."""
     parsed = parse_demo(source)
     if parsed is None:
@@ -113,17 +114,16 @@ def demo_folder(source: str, layout: str, image_size: int, echo=None) -> Path | 
             shutil.rmtree(final, ignore_errors=True)  # an older, interrupted or different build of ours
         try:
             os.rename(tmp, final)
-        except OSError:  # another process finished first: use its copy
+        except OSError as e:  # another process finished first: use its copy
             if not _complete(final, kwargs):
-                raise
+                raise GanforgeError(f"cannot place demo data in {final}: {e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
 def _complete(folder: Path, kwargs: dict[str, Any]) -> bool:
-    import json
-
+    """Whether `folder` holds a finished demo made with `kwargs`."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
@@ -195,6 +195,7 @@ class TranslationRecipe(Recipe):
     # ---- loop settings and the learning-rate schedule ------------------------------------------------
     def attach(self, train: Any) -> None:
         """Receive the run's loop settings (TrainConfig): steps plan the LR decay, seed the augmentation."""
+        super().attach(train)
         self.train_cfg = train
         self.seed = int(train.seed)
         self.plan_schedule(int(train.steps))
@@ -210,8 +211,8 @@ class TranslationRecipe(Recipe):
 
     def lr_at(self, step: int) -> float:
         """The learning rate the schedule gives 0-based `step` (before NaN-recovery reductions)."""
-        if self.schedule is None:
-            raise GanforgeError("recipe.total_steps is not set and the training loop did not pass train.steps; "
+        if self.schedule is None:  # only when driven without the loop, which attaches train.steps
+            raise GanforgeError("recipe.total_steps is not set and no train.steps was attached; "
                                 "set recipe.total_steps")
         return self.cfg.lr * lr_factor(step, *self.schedule)
 
