@@ -16,16 +16,6 @@ SMALL = ["model.image_size=32", "model.ngf=8", "model.ndf=8", "train.progress=fa
          "recipe.total_steps=2", "train.ckpt_every=100", "train.sample_every=100"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets gain nothing from intra-op threads, and on a CPU shared with other jobs two OpenMP threads
-    per process made these steps several times slower (spinning on contended cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A tiny Pix2Pix trained BtoA and a tiny CycleGAN, each two steps on demo data."""

@@ -29,16 +29,6 @@ CYC = ["model.image_size=32", "model.ngf=8", "model.ndf=8", "model.n_blocks=2", 
        "train.progress=false", "train.n_samples=3", "data.source=demo:grass2gravel,n_train=8,n_test=3"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets gain nothing from intra-op threads, and on a CPU shared with other jobs two OpenMP threads
-    per process made these steps several times slower (spinning on contended cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("ganforge-cache")
