@@ -82,7 +82,9 @@ def ganforge_loop(steps: int, batch: int, runs: Path, i: int) -> float:
     run = ganforge.train("dcgan", name=f"speed{i}", runs_dir=str(runs), echo=lambda *a, **k: None,
                          overrides=[f"train.steps={steps + log_every}", f"train.batch_size={batch}",
                                     f"train.log_every={log_every}", "train.progress=false",
-                                    "train.sample_every=100000", "train.ckpt_every=100000"])
+                                    "train.sample_every=100000", "train.ckpt_every=100000",
+                                    # the same game as the tutorial: no EMA, no DiffAugment
+                                    "train.ema=0", "recipe.diffaug="])
     recs = read_metrics(run)[1:]  # drop the warm-up window
     secs = sum(log_every * batch / r["images_per_s"] for r in recs)
     return len(recs) * log_every * batch / secs

@@ -88,7 +88,9 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
 
 
 def parse_value(text: str) -> Any:
-    """A `key=value` value as YAML (so 1e-4, true, [0.5, 0.9] and null work)."""
+    """A `key=value` value as YAML (so 1e-4, true, [0.5, 0.9] and null work); `key=` is the empty string."""
+    if text == "":
+        return ""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
