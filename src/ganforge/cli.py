@@ -30,14 +30,16 @@ def cmd_train(args) -> int:
         print(cfg.to_yaml(), end="")
         return 0
     trainer = Trainer(cfg, run_dir, resume=ckpt, echo=print)
-    _err(f"ganforge: training {cfg.model['name']} ({cfg.preset or 'no preset'}) on {trainer.dataset.describe()} "
+    say = _err if trainer.main else (lambda *a, **k: None)  # under torchrun only rank 0 talks
+    say(f"ganforge: training {cfg.model['name']} ({cfg.preset or 'no preset'}) on {trainer.dataset.describe()} "
          f"-> {run_dir}" + (f", resuming from {ckpt}" if ckpt else ""))
     try:
         out = trainer.run()
     except Interrupted as e:
-        _err(f"ganforge: {e}; continue with: ganforge train --resume {run_dir}")
+        say(f"ganforge: {e}; continue with: ganforge train --resume {run_dir}")
         return 130
-    print(f"done: {out}  (samples in {out / 'samples'}, losses in {out / 'losses.png'})")
+    if trainer.main:
+        print(f"done: {out}  (samples in {out / 'samples'}, losses in {out / 'losses.png'})")
     return 0
 
 
