@@ -27,7 +27,6 @@ from .metrics import (
 from .metrics.reference import choose_extractor, dataset_batches, generator_batches, reference_stats
 
 PAIRED_METRICS = ("psnr", "ssim", "l1")
-HIGHER_IS_BETTER = {"is_mean", "precision", "recall", "density", "coverage", "psnr", "ssim"}
 
 
 def _target_kind(target: str) -> str:
