@@ -1,6 +1,7 @@
 """The Python API behind `import ganforge`: train, load, sample, create_model, list_models."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,56 @@ def _as_overrides(overrides: list[str] | dict[str, Any] | None, kwargs: dict[str
     return out
 
 
+MAX_NAME_SUFFIX = 1000
+_reserved: set[Path] = set()  # run folders plan_run created here for a default name (see discard_reserved)
+
+
+def reserve_run_dir(runs_dir: Path, base: str) -> Path:
+    """Create runs_dir/base, or base-2, base-3, ... if taken: an exclusive mkdir, so two runs never share."""
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GanforgeError(f"cannot create the runs folder {runs_dir}: {e.strerror}") from None
+    for i in range(1, MAX_NAME_SUFFIX + 1):
+        cand = runs_dir / (base if i == 1 else f"{base}-{i}")
+        try:
+            os.mkdir(cand)  # fails if it exists, even when another process created it a moment ago
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise GanforgeError(f"cannot create the run folder {cand}: {e.strerror}") from None
+        _reserved.add(cand)
+        return cand
+    raise GanforgeError(f"{runs_dir} already holds {base} and {MAX_NAME_SUFFIX - 1} numbered copies: "
+                        f"choose a --name")
+
+
+def discard_reserved(run_dir: Path) -> None:
+    """Remove a run folder reserved by plan_run if it is still empty (the run failed before it began)."""
+    if run_dir in _reserved:
+        _reserved.discard(run_dir)
+        try:
+            run_dir.rmdir()  # only succeeds while empty: never removes anything the run wrote
+        except OSError:
+            pass
+
+
+def _multi_process() -> bool:
+    # torchrun's variable; read here rather than through training.distributed to keep torch unimported.
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
+
+
 def plan_run(target: str | None = None, data: str | None = None, overrides: list[str] | dict | None = None,
              name: str | None = None, resume: str | Path | bool | None = None, runs_dir: str | None = None,
-             **kwargs: Any) -> tuple[RunConfig, Path, Path | None]:
-    """Resolve the config, run folder and checkpoint to resume from, without training."""
+             reserve: bool = True, **kwargs: Any) -> tuple[RunConfig, Path, Path | None]:
+    """Resolve the config, run folder and checkpoint to resume from, without training.
+
+    Without a name the run is called <preset>-<timestamp> and, unless reserve=False (--dry-run), its
+    folder is created at once, with a -2, -3, ... suffix when that name is taken.
+    """
     ov = _as_overrides(overrides, kwargs)
     if runs_dir is not None:
         ov.append(f"train.runs_dir={runs_dir}")
@@ -66,9 +113,21 @@ def plan_run(target: str | None = None, data: str | None = None, overrides: list
         cfg = resolve(apply_overrides(raw, ov), preset=raw.get("preset", ""))
         return cfg, run_dir, ckpt
     cfg = config_for(target or "dcgan", ov, data)
-    run_name = name or cfg.train.name or f"{cfg.preset or cfg.model['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_name = name or cfg.train.name
+    if run_name:
+        run_dir = Path(cfg.train.runs_dir) / run_name
+    else:
+        base = f"{cfg.preset or cfg.model['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if not reserve:
+            run_dir = Path(cfg.train.runs_dir) / base
+        elif _multi_process():
+            # Each process would reserve a folder of its own; they can only agree on a name given to all.
+            raise GanforgeError("a multi-process (torchrun) run needs a --name, so that every process "
+                                "writes to the same run folder")
+        else:
+            run_dir = reserve_run_dir(Path(cfg.train.runs_dir), base)
+        run_name = run_dir.name
     cfg.train.name = run_name
-    run_dir = Path(cfg.train.runs_dir) / run_name
     if step_dirs(run_dir / "checkpoints"):
         raise GanforgeError(f"run folder {run_dir} already has checkpoints: add --resume to continue it, "
                             f"or choose another --name")
@@ -85,7 +144,12 @@ def train(target: str | None = None, data: str | None = None, overrides: list[st
     from .training.loop import Trainer
 
     cfg, run_dir, ckpt = plan_run(target, data, overrides, name, resume, runs_dir, **kwargs)
-    return Trainer(cfg, run_dir, resume=ckpt, echo=echo).run()
+    try:
+        trainer = Trainer(cfg, run_dir, resume=ckpt, echo=echo)
+    except BaseException:
+        discard_reserved(run_dir)
+        raise
+    return trainer.run()
 
 
 def sample(path: str | Path, n: int = 64, seed: int = 0, labels: Tensor | int | None = None,

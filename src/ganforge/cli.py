@@ -1,35 +1,82 @@
 """The `ganforge` command: parse arguments, call the Python API, print, exit codes.
 
-Exit codes: 0 ok, 2 user error (one line, no traceback), 3 training diverged, 130 interrupted.
+Exit codes: 0 ok, 1 problems found (`data check`), 2 user error (one line, no traceback), 3 training
+diverged, 4 another process of a multi-process run died or hung, 130 interrupted.
+
+Only the standard library is imported at module level: torch takes seconds to import, and an error or a
+Ctrl-C during that time must still end in one line rather than a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .errors import GanforgeError, TrainingDiverged
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 otherwise)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def _err(*a, **k):
     print(*a, file=sys.stderr, **k)
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, `ganforge: error: ...`, and exit code 2."""
+
+    def error(self, message: str):
+        _err("ganforge: error: " + " ".join(message.split()))  # one line, whatever argparse composed
+        sys.exit(2)
+
+
+def _bounded_int(least: int, upper: int | None = None):
+    """An argparse `type=`: an integer >= least (and < upper)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least or (upper is not None and value >= upper):
+            bound = f">= {least}" if upper is None else f"in [{least}, {'2**63' if upper == 2**63 else upper})"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    parse.__name__ = f"int>={least}"
+    return parse
+
+
+positive_int = _bounded_int(1)
+count_int = _bounded_int(0)
+seed_int = _bounded_int(0, 2**63)
+
+
 def cmd_train(args) -> int:
-    from .api import plan_run
+    from .api import discard_reserved, plan_run
     from .training.loop import Interrupted, Trainer
 
     if args.target and "=" in args.target:  # `train --resume RUN key=value`: no target given
         args.overrides.insert(0, args.target)
         args.target = None
     resume = True if args.resume == "" else args.resume
-    cfg, run_dir, ckpt = plan_run(args.target, args.data, args.overrides, args.name, resume)
+    cfg, run_dir, ckpt = plan_run(args.target, args.data, args.overrides, args.name, resume,
+                                  reserve=not args.dry_run)
     if args.device:
         cfg.train.device = args.device
     if args.dry_run:
         print(cfg.to_yaml(), end="")
         return 0
-    trainer = Trainer(cfg, run_dir, resume=ckpt, echo=print)
+    try:
+        trainer = Trainer(cfg, run_dir, resume=ckpt, echo=print)
+    except BaseException:
+        discard_reserved(run_dir)
+        raise
     say = _err if trainer.main else (lambda *a, **k: None)  # under torchrun only rank 0 talks
     say(f"ganforge: training {cfg.model['name']} ({cfg.preset or 'no preset'}) on {trainer.dataset.describe()} "
          f"-> {run_dir}" + (f", resuming from {ckpt}" if ckpt else ""))
@@ -127,14 +174,16 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate, format_result, write_record
 
     weights = args.inception_weights or None
-    rec = evaluate(args.target, args.ref, metrics=args.metrics.split(","), n=args.n, extractor=args.extractor,
+    metrics = args.metrics.split(",") if args.metrics else None
+    rec = evaluate(args.target, args.ref, metrics=metrics, n=args.n, extractor=args.extractor,
                    batch_size=args.batch_size, seed=args.seed, device=args.device or "cpu", ref_split=args.ref_split,
                    ref_root=args.ref_root, inception_weights=weights, use_cache=not args.no_cache,
                    y_channel=args.y_channel, crop_border=args.crop_border)
     print(format_result(rec))
     out = args.json
     if out is None and (Path(args.target) / "config.yaml").is_file():
-        out = str(Path(args.target) / f"eval-{rec.get('extractor') or 'paired'}.json")
+        kind = rec.get("extractor") or ("heldout" if "heldout" in rec else "paired")
+        out = str(Path(args.target) / f"eval-{kind}.json")
     if out:
         write_record(rec, out)
         print(f"wrote {out}")
@@ -154,8 +203,9 @@ def cmd_weights_fetch(args) -> int:
 def cmd_data_check(args) -> int:
     from .data.check import check
 
-    print(check(args.path).format())
-    return 0
+    report = check(args.path)
+    print(report.format())
+    return 0 if report.ok else 1
 
 
 def cmd_data_fetch(args) -> int:
@@ -171,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `ganforge` command."""
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and inspect classic GANs.")
+    p = Parser(prog="ganforge", description="Train, sample and inspect classic GANs.")
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -189,11 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="sample a grid from a trained generator")
     s.add_argument("path", help="run folder or checkpoint folder")
-    s.add_argument("-n", type=int, default=64, help="number of samples")
+    s.add_argument("-n", type=positive_int, default=64, help="number of samples")
     s.add_argument("--out", default="samples.png", help="output image")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--class", dest="cls", type=int, default=None, help="class label for conditional models")
-    s.add_argument("--nrow", type=int, default=None, help="images per row")
+    s.add_argument("--seed", type=seed_int, default=0)
+    s.add_argument("--class", dest="cls", type=count_int, default=None, help="class label for conditional models")
+    s.add_argument("--nrow", type=positive_int, default=None, help="images per row")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default=None)
     s.set_defaults(func=cmd_sample)
@@ -212,29 +262,31 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("inputs", nargs="+", help="image files or folders")
     tr.add_argument("--out", required=True, help="output folder")
     tr.add_argument("--direction", default=None, help="AtoB or BtoA (CycleGAN; Pix2Pix uses its training direction)")
-    tr.add_argument("--tile", type=int, default=None, help="tile size (default: the training size)")
-    tr.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (default: tile/4)")
+    tr.add_argument("--tile", type=positive_int, default=None, help="tile size (default: the training size)")
+    tr.add_argument("--overlap", type=count_int, default=None, help="tile overlap in pixels (default: tile/4)")
     tr.add_argument("--no-ema", action="store_true")
     tr.add_argument("--device", default=None)
     tr.set_defaults(func=cmd_translate)
 
     e = sub.add_parser("eval", help="FID, KID, IS, precision/recall of a run or folder; PSNR/SSIM/L1 of folders")
     e.add_argument("target", help="run folder, checkpoint folder or image folder")
-    e.add_argument("--ref", required=True, help="reference data: built-in name (mnist) or a path")
-    e.add_argument("--metrics", default="fid,kid,pr", help="comma list of fid,kid,is,pr,dc,psnr,ssim,l1")
-    e.add_argument("--n", type=int, default=10000, help="number of generated (and at most reference) images")
+    e.add_argument("--ref", default=None, help="reference data: built-in name (mnist) or a path; a translation "
+                   "run defaults to the held-out split of its own data")
+    e.add_argument("--metrics", default=None, help="comma list of fid,kid,is,pr,dc,psnr,ssim,l1 (default: fid,kid,pr; "
+                   "for a translation run its held-out psnr,ssim,l1)")
+    e.add_argument("--n", type=_bounded_int(2), default=10000, help="number of generated (and at most reference) images")
     e.add_argument("--extractor", default="auto", help="auto (mnist-judge for 1-channel data, else inception), "
                    "inception or mnist-judge")
     e.add_argument("--inception-weights", default=None, help="path of pt_inception-2015-12-05-6726825d.pth "
                    "(or set GANFORGE_INCEPTION)")
     e.add_argument("--ref-split", default="train", help="train or test split of the reference")
     e.add_argument("--ref-root", default=None, help="folder holding standard datasets (mnist-idx, cifar10, ...)")
-    e.add_argument("--batch-size", type=int, default=100)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch-size", type=positive_int, default=100)
+    e.add_argument("--seed", type=seed_int, default=0)
     e.add_argument("--json", default=None, help="write the record here (default for runs: RUN/eval-EXTRACTOR.json)")
     e.add_argument("--no-cache", action="store_true", help="recompute reference statistics")
     e.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on the Y channel (BT.601)")
-    e.add_argument("--crop-border", type=int, default=0, help="pixels cropped from each border for PSNR/SSIM")
+    e.add_argument("--crop-border", type=count_int, default=0, help="pixels cropped from each border for PSNR/SSIM")
     e.add_argument("--device", default=None)
     e.set_defaults(func=cmd_eval)
 
@@ -248,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="inspect or download datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
-    dc = dsub.add_parser("check", help="decode every image of a dataset and report")
+    dc = dsub.add_parser("check", help="decode every image of a dataset and report (exit code 1 on problems)",
+                         description="Decode every image of a dataset and report sizes, modes, classes and "
+                         "corrupt files. Exit code 0: all is well; 1: corrupt files were found or nothing is "
+                         "readable; 2: the path cannot be read as a dataset.")
     dc.add_argument("path")
     dc.set_defaults(func=cmd_data_check)
     df = dsub.add_parser("fetch", help="download a standard dataset, verifying pinned SHA-256 checksums")
@@ -261,28 +316,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ganforge` console script."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # anywhere: while parsing, importing torch, building, training
+        _err("ganforge: interrupted")
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    # key=value overrides may follow options (`train dcgan --name x steps=5`): collect them too.
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
-            args.overrides = list(args.overrides or []) + extra
-        else:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        # key=value overrides may follow options (`train dcgan --name x steps=5`): collect them too.
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+                args.overrides = list(args.overrides or []) + extra
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as e:  # --help, --version and usage errors (already printed by Parser.error)
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
     try:
         return int(args.func(args) or 0)
     except TrainingDiverged as e:
         _err(f"ganforge: {e}")
         return 3
     except GanforgeError as e:
-        _err(f"ganforge: error: {e}")
+        if type(e).__name__ == "DistributedError":
+            # Another process died or hung. Every rank says so (each knows only its own view), and leaves
+            # at once: tearing a broken process group down can block or abort.
+            _err(f"ganforge: error: {e}")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(4)
+        if _rank() == 0:  # under torchrun every rank meets the same bad input: one line, from rank 0
+            _err(f"ganforge: error: {e}")
         return 2
     except BrokenPipeError:  # `ganforge summary ... | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        _err("ganforge: interrupted")
-        return 130
     except FileNotFoundError as e:
         _err(f"ganforge: error: {e.strerror}: {e.filename}")
         return 2

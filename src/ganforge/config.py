@@ -52,9 +52,15 @@ class TrainConfig:
     max_nan_failures: int = 3
     nan_lr_factor: float = 0.5
     eval_every: int = 0  # evaluate every N steps (0: never) against the held-out split of the data
-    eval_metric: str = "fid"  # fid | kid | is | precision | recall | density | coverage: keeps checkpoints/best
+    eval_metric: str = "auto"  # keeps checkpoints/best. auto: fid (noise models), the recipe's own (psnr, cycle_psnr)
+    # otherwise; fid | kid | is | precision | recall | density | coverage | psnr | ssim | l1 | cycle_psnr | ...
     eval_n: int = 2000
     eval_extractor: str = "auto"  # auto: mnist-judge for 1-channel data, inception otherwise
+    init_from: str | None = None  # staged training: start from the weights of this run or checkpoint
+    init_nets: str = ""  # with init_from: comma list of nets to take (empty: every net both models have)
+    sync_bn: bool = False  # multi-process: SyncBatchNorm (CUDA; not with double-backward penalties)
+    nan_rollback: bool = True  # keep a last-good copy (in CPU memory) to roll back to after a non-finite loss
+    dist_timeout: int = 300  # seconds a collective may wait for the other ranks before the run stops
 
 
 SECTIONS = ("model", "recipe", "data", "train")
@@ -167,7 +173,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             return str(value)
         if "tuple" in text or "list" in text:
             return tuple(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(.inf)
         raise GanforgeError(f"{where}={value!r} has the wrong type (expected {getattr(typ, '__name__', text)})") from None
     return value
 
@@ -207,9 +213,76 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+SEED_LIMIT = 2**63  # torch.manual_seed takes 64 bits; the loop adds the rank to the seed
+
+# Allowed ranges of numeric settings, as (low, high, low_open, high_open); None: unbounded. Checked
+# before any work, so a bad value is one line rather than a traceback (some only after training began).
+TRAIN_BOUNDS: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "steps": (0, None, False, False),
+    "batch_size": (1, None, False, False),
+    "seed": (0, SEED_LIMIT, False, True),
+    "ema": (0, 1, False, True),
+    "ema_start": (0, None, False, False),
+    "log_every": (1, None, False, False),
+    "sample_every": (1, None, False, False),
+    "ckpt_every": (1, None, False, False),
+    "keep_ckpts": (0, None, False, False),
+    "n_samples": (1, None, False, False),
+    "max_nan_failures": (1, None, False, False),
+    "nan_lr_factor": (0, 1, True, False),
+    "eval_every": (0, None, False, False),
+    "eval_n": (2, None, False, False),
+    "dist_timeout": (1, None, False, False),
+}
+DATA_BOUNDS: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "num_workers": (0, None, False, False),
+}
+
+
+def describe_range(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
+    """A range as the error messages write it: ">= 1", "in [0, 1)", "> 0"."""
+    if high is None:
+        return f"{'>' if low_open else '>='} {low}"
+    if low is None:
+        return f"{'<' if high_open else '<='} {high}"
+    high_text = "2**63" if high == SEED_LIMIT else str(high)
+    return f"in {'(' if low_open else '['}{low}, {high_text}{')' if high_open else ']'}"
+
+
+def in_range(value: float, low: float | None, high: float | None, low_open: bool = False,
+             high_open: bool = False) -> bool:
+    """Whether value lies in the range (NaN never does)."""
+    if value != value:
+        return False
+    if low is not None and (value <= low if low_open else value < low):
+        return False
+    if high is not None and (value >= high if high_open else value > high):
+        return False
+    return True
+
+
+def check_ranges(obj: Any, section: str, bounds: dict[str, tuple[float | None, float | None, bool, bool]]) -> None:
+    """Refuse a dataclass field of obj outside its range in `bounds`."""
+    for key, rng in bounds.items():
+        value = getattr(obj, key)
+        if not in_range(value, *rng):
+            raise GanforgeError(f"{section}.{key} must be {describe_range(*rng)}, got {value!r}")
+
+
+def check_recipe_values(recipe: dict[str, Any]) -> None:
+    """Refuse learning rates (keys ending in `lr`) that are not > 0 and Adam betas outside [0, 1)."""
+    for key, value in recipe.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if key.endswith("lr") and not (in_range(value, 0, None, low_open=True) and value != float("inf")):
+            raise GanforgeError(f"recipe.{key} must be a finite number > 0, got {value!r}")
+        if key in ("beta1", "beta2") and not in_range(value, 0, 1, high_open=True):
+            raise GanforgeError(f"recipe.{key} must be in [0, 1), got {value!r}")
+
+
 def resolve(raw: dict[str, Any], preset: str = "") -> RunConfig:
     """Validate a raw config and fill every default so the run is fully described."""
-    from .registry import factory_arguments, recipe_class
+    from .registry import check_model_arguments, factory_arguments, recipe_class
 
     raw = copy.deepcopy(raw)
     unknown = sorted(set(raw) - set(SECTIONS) - {"preset", "description"})
@@ -221,18 +294,19 @@ def resolve(raw: dict[str, Any], preset: str = "") -> RunConfig:
     bad = sorted(set(model) - set(allowed))
     if bad:
         raise GanforgeError(f"unknown config key(s) {', '.join('model.' + b for b in bad)} for model {name!r}")
-    model = {"name": name, **{k: model.get(k, v) for k, v in allowed.items()}}
+    model = {"name": name, **check_model_arguments(name, {k: model.get(k, v) for k, v in allowed.items()})}
 
     rec = dict(raw.get("recipe") or {})
     rname = rec.pop("name", "gan")
     rcls = recipe_class(rname)
     rcfg = build_dataclass(rcls.Config, rec, "recipe")
     recipe = {"name": rname, **dataclasses.asdict(rcfg)}
+    check_recipe_values(recipe)
 
     data = build_dataclass(DataConfig, raw.get("data") or {}, "data")
     train = build_dataclass(TrainConfig, raw.get("train") or {}, "train")
-    if train.steps < 0 or train.batch_size < 1:
-        raise GanforgeError("train.steps must be >= 0 and train.batch_size >= 1")
+    check_ranges(data, "data", DATA_BOUNDS)
+    check_ranges(train, "train", TRAIN_BOUNDS)
     return RunConfig(model=model, recipe=recipe, data=data, train=train, preset=raw.get("preset", preset) or preset)
 
 

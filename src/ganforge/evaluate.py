@@ -38,20 +38,34 @@ def _target_kind(target: str) -> str:
     return "folder"
 
 
-def evaluate(target: str, ref: str, metrics: Sequence[str] = ("fid", "kid", "pr"), n: int = 10000,
+def evaluate(target: str, ref: str | None, metrics: Sequence[str] | None = None, n: int = 10000,
              extractor: str = "auto", batch_size: int = 100, seed: int = 0, device: str = "cpu",
              ref_split: str = "train", ref_root: str | None = None, inception_weights: str | None = None,
              use_cache: bool = True, y_channel: bool = False, crop_border: int = 0,
              kid_subset_size: int = 1000) -> dict[str, Any]:
-    """Evaluate a run/checkpoint/folder against reference data; returns the JSON-ready record."""
+    """Evaluate a run/checkpoint/folder against reference data; returns the JSON-ready record.
+
+    A translation run is measured on held-out images of its own data (or of `ref`, a folder of the same
+    layout) by its recipe: PSNR/SSIM/L1 against the targets for Pix2Pix, cycle consistency for CycleGAN.
+    """
+    if n < 2:
+        raise GanforgeError("--n must be at least 2")
+    if _target_kind(target) == "generator":
+        from .training.checkpoint import read_config, resolve_checkpoint
+
+        conf = read_config(resolve_checkpoint(target))
+        if conf.get("task") in ("translate", "upscale"):
+            return evaluate_translation_run(target, ref, metrics, n, device)
+    if metrics is None:
+        metrics = ("fid", "kid", "pr")
+    if ref is None:
+        raise GanforgeError("--ref is required: the reference data (a built-in name such as mnist, or a path)")
     metrics = [m.strip().lower() for m in metrics if m.strip()]
     unknown = sorted(set(metrics) - set(METRIC_NAMES) - set(PAIRED_METRICS))
     if unknown:
         raise GanforgeError(f"unknown metric(s) {', '.join(unknown)} (known: {', '.join(METRIC_NAMES + PAIRED_METRICS)})")
     paired = [m for m in metrics if m in PAIRED_METRICS]
     dist = [m for m in metrics if m in METRIC_NAMES]
-    if n < 2:
-        raise GanforgeError("--n must be at least 2")
     record: dict[str, Any] = {"target": str(target), "reference": str(ref)}
     if paired:
         record.update(evaluate_paired(target, ref, paired, y_channel=y_channel, crop_border=crop_border))
@@ -72,7 +86,7 @@ def _evaluate_distribution(target, ref, names, n, extractor_name, batch_size, se
     kind = _target_kind(target)
     gen = load(target, device=device) if kind == "generator" else None
     if gen is not None:
-        size, ch = gen.net.image_size, gen.net.channels
+        size, ch = gen.io.image_size, gen.io.out_channels
         tgt_ds = None
     else:
         tgt_ds = build_dataset(target)
@@ -98,6 +112,49 @@ def _evaluate_distribution(target, ref, names, n, extractor_name, batch_size, se
                                 "step": (gen.config.get("step") if gen is not None else None),
                                 "generated_images_per_s": round(fake.count / max(t2 - t1, 1e-9), 1)})
     return rec
+
+
+def evaluate_translation_run(target: str, ref: str | None, metrics: Sequence[str] | None, n: int,
+                             device: str = "cpu") -> dict[str, Any]:
+    """Held-out metrics of a translation run, computed by its recipe on its generators (EMA when kept)."""
+    from .config import resolve
+    from .registry import create_model, recipe_class
+    from .training.checkpoint import load_into, load_weights, read_config, resolve_checkpoint
+    from .training.device import pick_device
+
+    path = resolve_checkpoint(target)
+    conf = read_config(path)
+    run = conf.get("run")
+    if not isinstance(run, dict):
+        raise GanforgeError(f"{path / 'config.json'} has no run configuration")
+    cfg = resolve({k: v for k, v in run.items() if k in ("model", "recipe", "data", "train", "preset")})
+    if ref is not None:
+        cfg.data.source = str(ref)
+    dev = pick_device(device)
+    models = create_model(cfg.model["name"], **{k: v for k, v in cfg.model.items() if k != "name"}).to(dev)
+    nets, used_ema = {}, []
+    for key in models.io.nets.values():
+        ema = (path / f"{key}_ema.safetensors").is_file()
+        load_into(models.nets[key], load_weights(path, f"{key}_ema" if ema else key), f"{path} ({key})")
+        nets[key] = models.nets[key].eval()
+        if ema:
+            used_ema.append(key)
+    rcls = recipe_class(cfg.recipe["name"])
+    recipe = rcls(models, rcls.Config(**{k: v for k, v in cfg.recipe.items() if k != "name"}), dev)
+    recipe.attach(cfg.train)
+    recipe.build_dataset(cfg.data)
+    values = recipe.evaluate_heldout(nets, n)
+    if metrics is not None:
+        wanted = [m.strip().lower() for m in metrics if m.strip()]
+        bad = sorted(set(wanted) - set(PAIRED_METRICS))
+        if bad:
+            raise GanforgeError(f"a {cfg.model['name']} run is measured on held-out images with "
+                                f"{', '.join(PAIRED_METRICS)}; not {', '.join(bad)}")
+        values = {k: v for k, v in values.items() if any(m in k.split("_") for m in wanted)}
+    return {"target": str(target), "reference": str(cfg.data.source), "metrics": values,
+            "heldout": {"n": min(n, recipe.heldout_size()), "source": str(cfg.data.source),
+                        "split": getattr(recipe.heldout, "split", None),
+                        "ema": used_ema, "step": conf.get("step"), "outputs": "8-bit rounded"}}
 
 
 def evaluate_paired(pred_dir: str, target_dir: str, names: Sequence[str], y_channel: bool = False,
@@ -159,6 +216,10 @@ def format_result(record: dict[str, Any]) -> str:
                      f"resize {record.get('resize_method')}")
         lines.append(f"real {record.get('n_real')}  generated {record.get('n_generated')}  seed {record.get('seed')}  "
                      f"ganforge {record.get('ganforge_version')}")
+    if record.get("heldout"):
+        h = record["heldout"]
+        lines.append(f"held-out {h['source']} [{h['split']}]: {h['n']} items, step {h['step']}, "
+                     f"EMA {', '.join(h['ema']) or 'no'}; baseline_* = the input itself as the output")
     if record.get("paired"):
         p = record["paired"]
         lines.append(f"paired images {p['n']} (unmatched {p['unmatched']}), y_channel={p['y_channel']}, "

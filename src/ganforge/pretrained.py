@@ -8,9 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from .errors import GanforgeError
-from .models.base import make_latents
+from .models.interface import ModelIO
 from .registry import create_model
-from .training.checkpoint import load_weights, read_config, resolve_checkpoint
+from .training.checkpoint import load_into, load_weights, read_config, resolve_checkpoint
 from .training.device import pick_device
 from .utils.images import save_grid
 
@@ -18,31 +18,28 @@ from .utils.images import save_grid
 class LoadedGenerator:
     """A trained generator in eval mode, with the config that built it."""
 
-    def __init__(self, net: nn.Module, config: dict[str, Any], path: Path, device: torch.device, ema: bool):
-        self.net, self.config, self.path, self.device, self.ema = net, config, path, device, ema
-        self.task = config.get("task", "noise")
+    def __init__(self, net: nn.Module, io: ModelIO, config: dict[str, Any], path: Path, device: torch.device,
+                 ema: bool):
+        self.net, self.io, self.config, self.path, self.device, self.ema = net, io, config, path, device, ema
+        self.task = io.kind
 
     @property
     def num_classes(self) -> int:
         """Number of classes of a conditional generator, 0 otherwise."""
-        return int(getattr(self.net, "num_classes", 0) or 0)
+        return self.io.num_classes
 
     @torch.no_grad()
     def sample(self, n: int = 64, seed: int = 0, labels: Tensor | int | None = None, batch_size: int = 256) -> Tensor:
         """n images in [-1, 1] from seeded latents (labels cycle through classes unless given)."""
         if self.task != "noise":
             raise GanforgeError(f"this {self.config['model']['name']} model translates images; it does not sample noise")
-        if isinstance(labels, int) and self.num_classes and not 0 <= labels < self.num_classes:
-            raise GanforgeError(f"--class must lie in 0..{self.num_classes - 1}")
-        if labels is not None and not self.num_classes:
-            raise GanforgeError("this model is not class-conditional: --class does not apply")
-        z, y = make_latents(self.net, n, seed, labels)
-        out = []
-        for i in range(0, n, batch_size):
-            zb = z[i:i + batch_size].to(self.device)
-            yb = y[i:i + batch_size].to(self.device) if y is not None else None
-            out.append(self.net(zb, yb).float().cpu())
-        return torch.cat(out)
+        z, y = self.io.latents(n, seed, labels)
+        return self.io.generate(self.net, z=z, y=y, batch_size=batch_size)
+
+    @torch.no_grad()
+    def __call__(self, image: Tensor) -> Tensor:
+        """The translation or upscaling of an image batch in [-1, 1] (checked against the model's contract)."""
+        return self.io.generate(self.net, image=image)
 
     def save_grid(self, path: str | Path, n: int = 64, seed: int = 0, labels: Tensor | int | None = None,
                   nrow: int | None = None) -> Path:
@@ -53,8 +50,11 @@ class LoadedGenerator:
         return save_grid(imgs, path, nrow=nrow)
 
 
-def load(path: str | Path, ema: bool = True, device: str = "cpu", net: str | None = None) -> LoadedGenerator:
-    """Load the generator of a run/checkpoint folder (its EMA weights when present and `ema`)."""
+def load(path: str | Path, ema: bool = True, device: str = "cpu", net: str | None = None,
+         role: str | None = None) -> LoadedGenerator:
+    """Load the generator of a run/checkpoint folder (its EMA weights when present and `ema`).
+
+    `role` picks a generator by what it does (a translation direction, e.g. "BtoA"); `net` by its key."""
     ckpt = resolve_checkpoint(path)
     conf = read_config(ckpt)
     model = dict(conf.get("model") or {})
@@ -62,15 +62,16 @@ def load(path: str | Path, ema: bool = True, device: str = "cpu", net: str | Non
     if name is None:
         raise GanforgeError(f"{ckpt / 'config.json'} names no model")
     models = create_model(name, **model)
-    key = net or conf.get("generator_key", models.generator_key)
-    if key not in models.nets:
-        raise GanforgeError(f"model {name!r} has no net {key!r} (nets: {', '.join(models.nets)})")
+    if net is not None:
+        roles = [r for r, k in models.io.nets.items() if k == net]
+        if not roles:
+            raise GanforgeError(f"model {name!r} generates with {', '.join(models.io.nets.values())}, not {net!r}")
+        role = roles[0]
+    io = models.io.view(role)
+    key = io.generator_key
     g = models.nets[key]
     use_ema = ema and (ckpt / f"{key}_ema.safetensors").is_file()
-    try:
-        g.load_state_dict(load_weights(ckpt, f"{key}_ema" if use_ema else key))
-    except RuntimeError as e:
-        raise GanforgeError(f"weights in {ckpt} do not fit {name}: {str(e).splitlines()[0]}") from None
+    load_into(g, load_weights(ckpt, f"{key}_ema" if use_ema else key), f"{name} weights in {ckpt} ({key})")
     dev = pick_device(device)
     g.to(dev).eval()
-    return LoadedGenerator(g, conf, ckpt, dev, use_ema)
+    return LoadedGenerator(g, io, conf, ckpt, dev, use_ema)

@@ -32,9 +32,6 @@ from .tools.tiling import translate_tiled
 from .training.checkpoint import read_config, resolve_checkpoint
 from .utils.images import save_image
 
-DIRECTIONAL_NETS = {"AtoB": "G_AB", "BtoA": "G_BA"}  # CycleGAN: the direction picks the generator
-
-
 def trained_direction(config: dict) -> str:
     """The direction a single-generator translation model (Pix2Pix) was trained in, from its config.json."""
     return ((config.get("run") or {}).get("recipe") or {}).get("direction") or "AtoB"
@@ -50,19 +47,16 @@ def load_translator(ckpt: str | Path, direction: str | None = None, device: str 
     name = (conf.get("model") or {}).get("name")
     if conf.get("task") != "translate":
         raise GanforgeError(f"{path} holds a {name} model, which does not translate images (use `ganforge sample`)")
-    if conf.get("generator_key") in DIRECTIONAL_NETS.values():
-        direction = direction or "AtoB"
-        return load(path, ema=ema, device=device, net=DIRECTIONAL_NETS[direction]), direction
+    roles = [r for r in (conf.get("io_roles") or []) if r in DIRECTIONS] or \
+        (["AtoB", "BtoA"] if conf.get("generator_key") == "G_AB" else [])
+    if roles:  # one generator per direction (CycleGAN): the direction picks it
+        direction = direction or roles[0]
+        return load(path, ema=ema, device=device, role=direction), direction
     trained = trained_direction(conf)
     if direction is not None and direction != trained:
         raise GanforgeError(f"this {name} model was trained {trained} and cannot translate {direction}; "
                             f"train one with recipe.direction={direction}")
     return load(path, ema=ema, device=device), trained
-
-
-def size_multiple(net: torch.nn.Module) -> int:
-    """The factor tile sides must be a multiple of: 2^levels for a U-Net, 4 for the ResNet generator."""
-    return 2 ** int(net.num_downs) if hasattr(net, "num_downs") else 4
 
 
 def read_image(path: Path, channels: int) -> Tensor:
@@ -104,10 +98,9 @@ def translate_paths(ckpt: str | Path, inputs: list[str], out: str | Path, direct
                     ema: bool = True) -> list[Path]:
     """Translate image files/folders with a trained model into PNGs under `out`; returns the files written."""
     gen, direction = load_translator(ckpt, direction, device, ema)
-    net = gen.net
     size = int(gen.config["model"]["image_size"])
     tile = size if tile is None else int(tile)
-    m = size_multiple(net)
+    m = gen.io.size_multiple
     if tile < m or tile % m:
         raise GanforgeError(f"--tile must be a positive multiple of {m} for this generator, got {tile}")
     overlap = tile // 4 if overlap is None else int(overlap)
@@ -117,7 +110,7 @@ def translate_paths(ckpt: str | Path, inputs: list[str], out: str | Path, direct
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GanforgeError(f"--out {out} exists and is not a folder")
-    in_ch = int(net.in_ch)
+    in_ch = gen.io.in_channels
     written: list[Path] = []
     bad: list[str] = []
     for src, rel in files:
@@ -127,7 +120,7 @@ def translate_paths(ckpt: str | Path, inputs: list[str], out: str | Path, direct
             bad.append(f"{src} ({type(e).__name__})")
             continue
         with torch.no_grad():
-            result = translate_tiled(net, image.to(gen.device), tile, overlap)
+            result = translate_tiled(gen, image, tile, overlap)  # through the model's checked contract
         written.append(save_image(result[0].float().cpu(), out / rel))
     if bad:
         print(f"ganforge: warning: skipped {len(bad)} unreadable image(s): {', '.join(bad)}", file=sys.stderr)

@@ -43,6 +43,22 @@ def test_judge_extractor_protocol():
     assert d["weights_sha256"] == WEIGHTS_SHA256 and d["dim"] == 128
     f, lg = ext.features_and_logits(torch.zeros(3, 3, 64, 64))  # RGB and any size are brought to 1x28x28
     assert f.shape == (3, 128) and lg.shape == (3, 10)
+    # the logits are the judge's ten digit classes, in order: they classify held-out digits
+    x, y = build_dataset("mnist", split="test").as_tensor()
+    x, y = x[::5], y[::5]
+    ext.train()  # stays in eval mode: stored batch-norm statistics, so features do not depend on the batch
+    assert not ext.training
+    f, lg = ext.features_and_logits(x)
+    assert (lg.argmax(1) == y).float().mean() >= 0.95
+    f_one, _ = ext.features_and_logits(x[:1])
+    assert torch.allclose(f_one, f[:1], atol=1e-5)
+    assert torch.equal(ext.features(x[:7]), f[:7]) and torch.equal(ext.logits(x[:7]), lg[:7])
+    # RGB is averaged to gray: (x, -1, +1) has the gray image x / 3
+    rgb = torch.cat([x[:16], -torch.ones_like(x[:16]), torch.ones_like(x[:16])], 1)
+    assert torch.allclose(ext.features(rgb), ext.features(x[:16] / 3), atol=1e-5)
+    # a 2x larger copy is brought back to 28 px: nearly the same features, the same digits
+    big = torch.nn.functional.interpolate(x[:64], scale_factor=2, mode="bilinear", align_corners=False)
+    assert (ext.logits(big).argmax(1) == lg[:64].argmax(1)).float().mean() >= 0.9
 
 
 def test_eval_identical_folders_and_shifted_folder(tmp_path, capsys):
@@ -87,21 +103,39 @@ def test_eval_run_writes_record_and_caches_reference(tmp_path, capsys, monkeypat
 
 
 def test_paired_metrics_between_folders(tmp_path, capsys):
+    from ganforge.metrics import l1, psnr, ssim
+
     rng = np.random.default_rng(0)
     a, b = tmp_path / "pred", tmp_path / "target"
     a.mkdir(), b.mkdir()
+    pairs = []
     for i in range(3):
         img = rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)
         Image.fromarray(img).save(b / f"{i}.png")
-        noisy = np.clip(img.astype(int) + 10, 0, 255).astype(np.uint8)
+        noisy = np.clip(img.astype(int) + 10 * (i + 1), 0, 255).astype(np.uint8)  # a different error per image
         Image.fromarray(noisy).save(a / f"{i}.png")
-    (a / "extra.png").write_bytes(b"not a png")
+        pairs.append(tuple(torch.from_numpy(v).permute(2, 0, 1)[None].double() / 127.5 - 1 for v in (noisy, img)))
+    (a / "extra.png").write_bytes(b"not a png")  # no partner: unmatched
+    Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(b / "9.png")
+    (a / "9.png").write_bytes(b"not a png either")  # a partner that cannot be read: skipped, not averaged
     assert main(["eval", str(a), "--ref", str(b), "--metrics", "psnr,ssim,l1", "--json", str(tmp_path / "p.json")]) == 0
     rec = json.loads((tmp_path / "p.json").read_text())
-    # every pixel off by 10/255 except where clipped: PSNR close to 20*log10(255/10) = 28.13 dB
-    assert rec["metrics"]["psnr"] == pytest.approx(28.13, abs=0.6)
-    assert 0 < rec["metrics"]["ssim"] < 1 and rec["metrics"]["l1"] == pytest.approx(20 / 255, abs=0.01)
-    assert rec["paired"]["n"] == 3 and rec["paired"]["unmatched"] == 1
+    # the mean over the matched pairs of each metric (the metric functions themselves are tested against
+    # skimage and closed forms in tests/metrics)
+    for name, fn in (("psnr", psnr), ("ssim", ssim), ("l1", l1)):
+        want = float(np.mean([float(fn(p, t)) for p, t in pairs]))
+        assert rec["metrics"][name] == pytest.approx(want, rel=1e-5), name
+    # every pixel of the first pair is off by 10/255 except where clipped: PSNR close to 20*log10(255/10)
+    assert float(psnr(*pairs[0])) == pytest.approx(28.13, abs=0.6)
+    assert rec["paired"]["n"] == 3 and rec["paired"]["unmatched"] == 1 and rec["paired"]["skipped"] == 1
+    # --y-channel and --crop-border reach the metrics
+    assert main(["eval", str(a), "--ref", str(b), "--metrics", "psnr,ssim", "--y-channel", "--crop-border", "4",
+                 "--json", str(tmp_path / "y.json")]) == 0
+    rec = json.loads((tmp_path / "y.json").read_text())
+    for name, fn in (("psnr", psnr), ("ssim", ssim)):
+        want = float(np.mean([float(fn(p, t, y_channel=True, crop_border=4)) for p, t in pairs]))
+        assert rec["metrics"][name] == pytest.approx(want, rel=1e-5), name
+    assert rec["paired"]["y_channel"] is True and rec["paired"]["crop_border"] == 4
 
 
 def test_bad_eval_input(tmp_path, capsys):

@@ -52,6 +52,20 @@ def test_shuffle_only_reorders():
     assert inception_score(logits, splits=5, seed=3) == inception_score(logits, splits=5, seed=3)
 
 
+def test_seed_really_shuffles_before_splitting():
+    # Sorted by class, every consecutive split holds one class: each split scores exactly 1.
+    k, per = 5, 40
+    probs = np.eye(k)[np.repeat(np.arange(k), per)]
+    assert inception_score(probs, splits=k, from_logits=False)["is_mean"] == pytest.approx(1.0)
+    # A seeded shuffle mixes the classes into every split, so the score approaches k.
+    shuffled = inception_score(probs, splits=k, from_logits=False, seed=0)
+    assert shuffled["is_mean"] > 0.8 * k
+    # ... and it is a permutation: some ordering of the same rows gives exactly that score.
+    order = np.argsort(np.random.default_rng(7).random(len(probs)))
+    assert inception_score(probs[order], splits=k, from_logits=False)["is_mean"] > 0.8 * k
+    assert inception_score(probs, splits=k, from_logits=False, seed=1) != shuffled  # the seed matters
+
+
 def test_bad_inputs():
     with pytest.raises(GanforgeError, match="per split"):
         inception_score(np.zeros((5, 3)), splits=10)

@@ -76,6 +76,34 @@ def test_seeded_and_capped():
     assert capped["kid_subset_size"] == 50
 
 
+def test_mean_and_std_are_over_subsets_drawn_without_replacement(monkeypatch):
+    import importlib
+
+    kid_module = importlib.import_module("ganforge.metrics.kid")  # the module (the package re-exports kid())
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(30, 3)), rng.normal(size=(25, 3)) + 0.4
+    rows_x, rows_y = {tuple(r) for r in x}, {tuple(r) for r in y}
+    seen = []
+    real_mmd = kid_module.mmd2_unbiased
+
+    def spy(a, b):
+        seen.append((a.copy(), b.copy()))
+        return real_mmd(a, b)
+
+    monkeypatch.setattr(kid_module, "mmd2_unbiased", spy)
+    out = kid(x, y, subsets=12, subset_size=10, seed=3)
+    assert len(seen) == 12
+    for a, b in seen:
+        assert a.shape == b.shape == (10, 3)
+        assert len({tuple(r) for r in a}) == 10 and len({tuple(r) for r in b}) == 10  # no repeats
+        assert {tuple(r) for r in a} <= rows_x and {tuple(r) for r in b} <= rows_y  # x from real, y from generated
+    values = np.array([loop_mmd2_unbiased(a, b) for a, b in seen])
+    assert len({round(v, 12) for v in values}) > 1  # different subsets
+    assert out["kid_mean"] == pytest.approx(values.mean(), rel=1e-10)
+    assert out["kid_std"] == pytest.approx(values.std(), rel=1e-10)  # ddof 0, as documented
+    assert out["kid_subsets"] == 12 and out["kid_subset_size"] == 10
+
+
 def test_bad_arguments():
     x = np.zeros((10, 3))
     with pytest.raises(GanforgeError):

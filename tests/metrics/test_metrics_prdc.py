@@ -69,6 +69,27 @@ def test_order_invariance():
     assert prdc(real[rng.permutation(40)], fake[rng.permutation(35)]) == pytest.approx(base)
 
 
+def test_ties_on_the_ball_boundary():
+    # Integer points on a line: many distances equal a k-NN radius exactly. The papers' code counts a
+    # sample on the boundary as inside for precision/recall (<=) and outside for density/coverage (<).
+    real = np.array([4, 5, 6, 7, 9, 10, 17], dtype=np.float64)[:, None]
+    fake = np.array([1, 3, 4, 10, 11, 12, 13, 14, 17], dtype=np.float64)[:, None]
+    want = brute_prdc(real, fake, 3, 5)
+    got = prdc(real, fake, k_pr=3, k_dc=5)
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-12), key
+    # the ties are there and decide the values: strict P, non-strict D/C would give other numbers
+    d = cdist(real, fake)
+    r_pr, r_dc = brute_radius(real, 3), brute_radius(real, 5)
+    assert got["precision"] != np.mean([(d[:, j] < r_pr).any() for j in range(len(fake))])
+    assert got["density"] != (d <= r_dc[:, None]).sum() / (5 * len(fake))
+    assert got["coverage"] != np.mean(d.min(1) <= r_dc)
+    # recall is precision with the roles swapped, so the swapped call puts the same ties into recall
+    swapped = prdc(fake, real, k_pr=3, k_dc=5)
+    assert swapped["recall"] == pytest.approx(got["precision"], abs=1e-12)
+    assert swapped["recall"] == pytest.approx(brute_prdc(fake, real, 3, 5)["recall"], abs=1e-12)
+
+
 def test_too_few_samples():
     with pytest.raises(GanforgeError, match="at least 6"):
         prdc(np.zeros((5, 2)), np.zeros((10, 2)))

@@ -17,7 +17,9 @@ import ganforge
 from ganforge.cli import main
 from ganforge.config import TrainConfig
 from ganforge.errors import GanforgeError
-from ganforge.recipes._translation import lr_factor, parse_demo, reference_load_size
+from ganforge.data.demo import parse_demo
+from ganforge.recipes._translation import lr_factor, reference_load_size
+from ganforge.recipes.context import StepContext
 from ganforge.recipes.image_pool import ImagePool
 from ganforge.registry import create_model, recipe_class
 from ganforge.training.checkpoint import load_state, resolve_checkpoint
@@ -61,7 +63,7 @@ def test_pix2pix_step_is_the_papers_objective(loss, crit):
     a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     g0, d0 = copy.deepcopy(r.G), copy.deepcopy(r.D)
     rng = torch.get_rng_state()
-    out = r.step([{"A": a, "B": b}])
+    out = r.step([{"A": a, "B": b}], StepContext())
     torch.set_rng_state(rng)
     with torch.no_grad():
         fake = g0(a)  # train mode: the same dropout draws as inside the step
@@ -89,7 +91,7 @@ def test_pix2pix_without_dropout_replay_fails_control():
     r = _recipe("pix2pix", dict(image_size=64, ngf=8, ndf=8))
     a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     g0 = copy.deepcopy(r.G)
-    out = r.step([{"A": a, "B": b}])
+    out = r.step([{"A": a, "B": b}], StepContext())
     with torch.no_grad():
         l1 = (g0(a) - b).abs().mean()
     assert out["loss_G_L1"] != pytest.approx(float(l1), rel=1e-6)
@@ -101,7 +103,7 @@ def test_cyclegan_step_is_the_papers_objective():
     r = _recipe("cyclegan", dict(image_size=32, ngf=8, ndf=8, n_blocks=2))
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     gab, gba, da, db = (copy.deepcopy(r.nets[k]) for k in ("G_AB", "G_BA", "D_A", "D_B"))
-    out = r.step([{"A": a, "B": b}])
+    out = r.step([{"A": a, "B": b}], StepContext())
     with torch.no_grad():
         fake_b, fake_a = gab(a), gba(b)
         cyc_a, cyc_b = 10 * (gba(fake_b) - a).abs().mean(), 10 * (gab(fake_a) - b).abs().mean()
@@ -129,7 +131,7 @@ def test_cyclegan_step_is_the_papers_objective():
 def test_cyclegan_identity_off_and_channel_mismatch():
     r = _recipe("cyclegan", dict(image_size=32, ngf=8, ndf=8, n_blocks=1), lambda_identity=0.0)
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
-    out = r.step([{"A": a, "B": b}])
+    out = r.step([{"A": a, "B": b}], StepContext())
     assert "loss_idt_A" not in out
     assert out["loss_G"] == pytest.approx(
         out["loss_G_AB"] + out["loss_G_BA"] + out["loss_cycle_A"] + out["loss_cycle_B"], rel=1e-5)
@@ -203,11 +205,11 @@ def test_lr_schedule_in_training_and_nan_scale(tmp_path):
     assert [r["lr_D"] for r in recs] == [r["lr_G"] for r in recs]
     r = _recipe("pix2pix", dict(image_size=32, ngf=8, ndf=8), total_steps=None, decay_start=None)
     with pytest.raises(GanforgeError, match="total_steps"):
-        r.step([{"A": torch.zeros(1, 3, 32, 32), "B": torch.zeros(1, 3, 32, 32)}])
+        r.step([{"A": torch.zeros(1, 3, 32, 32), "B": torch.zeros(1, 3, 32, 32)}], StepContext())
     r.attach(TrainConfig(steps=10, seed=5))
     assert r.schedule == (5, 10) and r.seed == 5
     r.scale_lr(0.5)  # NaN recovery: the reduction survives later schedule updates
-    r.end_of_step(6)
+    r.end_of_step(StepContext(step=6))
     assert r.optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5 * 3 / 5)
 
 
@@ -241,7 +243,8 @@ def test_resume_is_bit_identical(tmp_path, preset, extra):
         for k in a[net]:
             assert torch.equal(a[net][k], b[net][k]), f"{net}.{k} differs after resume"
     sa, sb = load_state(resolve_checkpoint(full))["recipe"], load_state(resolve_checkpoint(part))["recipe"]
-    assert sa["next_step"] == sb["next_step"] == 6
+    assert load_state(resolve_checkpoint(part))["step"] == 6
+    assert sa["optimizers"]["G"]["param_groups"][0]["lr"] == sb["optimizers"]["G"]["param_groups"][0]["lr"] == 0.0
     if preset == "cyclegan":
         for d in "AB":
             assert sa["pools"][d]["count"] == 3

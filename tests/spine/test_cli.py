@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+import torch
 from PIL import Image
 
 from ganforge.cli import main
@@ -30,6 +31,11 @@ def test_dry_run_prints_resolved_config(capsys, tmp_path):
 
 
 def test_train_sample_resume(tmp_path, capsys):
+    import numpy as np
+
+    import ganforge
+    from ganforge.utils.images import make_grid, to_uint8
+
     runs = f"train.runs_dir={tmp_path}"
     assert main(["train", "cgan", "--name", "c", runs, "steps=2", *TINY]) == 0
     run = tmp_path / "c"
@@ -37,6 +43,17 @@ def test_train_sample_resume(tmp_path, capsys):
     assert main(["sample", str(run), "-n", "20", "--out", str(out), "--class", "3", "--seed", "1"]) == 0
     im = Image.open(out)
     assert im.size == (8 * 30 + 2, 3 * 30 + 2)  # 8 per row, 28 px + 2 px padding
+    # the grid is exactly the API's samples for that class and seed ...
+    want = to_uint8(make_grid(ganforge.sample(run, n=20, seed=1, labels=3), nrow=8))
+    assert np.array_equal(np.asarray(im), want)
+    # ... and --class and --seed really change what is drawn
+    for flags, name in ((["--class", "4", "--seed", "1"], "c4.png"), (["--class", "3", "--seed", "2"], "s2.png")):
+        assert main(["sample", str(run), "-n", "20", "--out", str(tmp_path / name), *flags]) == 0
+        assert not np.array_equal(np.asarray(Image.open(tmp_path / name)), want), flags
+    a, b = ganforge.sample(run, n=4, seed=1, labels=3), ganforge.sample(run, n=4, seed=1, labels=4)
+    assert not torch.allclose(a, b)  # the label reaches the generator
+    assert torch.equal(a, ganforge.sample(run, n=4, seed=1, labels=3))  # seeded: reproducible
+    capsys.readouterr()
     assert main(["train", "--resume", str(run), "steps=3"]) == 0
     assert (run / "checkpoints" / "step-000003").is_dir()
 

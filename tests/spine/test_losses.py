@@ -60,16 +60,34 @@ def test_gradient_penalty_uses_one_coefficient_per_sample():
 
 
 def test_gradient_penalty_is_differentiable_wrt_critic():
+    # Linear critic D(x) = <w, x> + b: GP = (||w|| - 1)^2, so dGP/dw = 2 (||w|| - 1) w / ||w|| and dGP/db = 0.
+    # Only a penalty built with create_graph=True carries this second-order gradient back to w.
+    torch.manual_seed(0)
     lin = torch.nn.Linear(4, 1)
     gp = gradient_penalty(lambda x: lin(x.flatten(1)).squeeze(1), torch.randn(3, 4), torch.randn(3, 4))
     gp.backward()
-    assert lin.weight.grad is not None and torch.isfinite(lin.weight.grad).all()
+    w = lin.weight.detach()
+    norm = w.norm()
+    assert gp.item() == pytest.approx(((norm - 1) ** 2).item(), rel=1e-5)
+    assert torch.allclose(lin.weight.grad, 2 * (norm - 1) * w / norm, rtol=1e-4, atol=1e-6)
+    assert lin.bias.grad is None or torch.all(lin.bias.grad == 0)
 
 
 def test_r1_penalty():
     x = torch.randn(3, 2, requires_grad=True)
     out = (x ** 2).sum(1)
     assert r1_penalty(out, x).item() == pytest.approx((4 * x.detach() ** 2).sum(1).mean().item(), rel=1e-6)
+
+
+def test_r1_penalty_is_differentiable_wrt_discriminator():
+    # D(x) = <w, x>: grad_x D = w, so R1 = ||w||^2 and dR1/dw = 2 w (needs create_graph=True).
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(5, 1, bias=False)
+    x = torch.randn(4, 5, requires_grad=True)
+    r1 = r1_penalty(lin(x).squeeze(1), x)
+    assert r1.item() == pytest.approx(lin.weight.detach().pow(2).sum().item(), rel=1e-6)
+    r1.backward()
+    assert torch.allclose(lin.weight.grad, 2 * lin.weight.detach(), rtol=1e-5)
 
 
 def test_one_sided_label_smoothing_is_bce_with_soft_target():

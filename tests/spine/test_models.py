@@ -5,7 +5,7 @@ from torch import nn
 
 from ganforge.errors import GanforgeError
 from ganforge.models import count_parameters
-from ganforge.registry import create_model, model_names, register_model
+from ganforge.registry import create_model, factory_arguments, model_names, register_model
 
 NOISE = ["gan", "dcgan", "cgan"]
 
@@ -81,11 +81,35 @@ def test_cgan_labels_change_outputs(arch, cond):
 
 
 def test_conditional_model_demands_labels():
+    """The inference interface checks inputs (the networks stay plain forwards that trace)."""
     m = create_model("cgan")
     with pytest.raises(GanforgeError, match="labels"):
-        m["G"](torch.randn(2, 100))
+        m.io.generate(m["G"], z=torch.randn(2, 100))
     with pytest.raises(GanforgeError, match="0..9"):
-        m["G"](torch.randn(2, 100), torch.tensor([3, 10]))
+        m.io.generate(m["G"], z=torch.randn(2, 100), y=torch.tensor([3, 10]))
+    with pytest.raises(GanforgeError, match=r"\[N, 100\]"):
+        m.io.generate(m["G"], z=torch.randn(2, 64), y=torch.tensor([3, 1]))
+    out = m.io.generate(m["G"].eval(), z=torch.randn(2, 100), y=torch.tensor([3, 1]))
+    assert out.shape == (2, 1, 28, 28)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # InstanceNorm's size check, not ours
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_declares_its_interface_and_traces(name):
+    args = factory_arguments(name)
+    small = {k: v for k, v in {"image_size": 64, "ngf": 8, "ndf": 8}.items() if k in args}
+    m = create_model(name, **small)
+    io = m.io
+    for role in io.roles:
+        v = io.view(role)
+        net = m[v.generator_key].eval()
+        if io.kind == "noise":
+            z, y = v.latents(3, seed=0)
+            args = (z,) if y is None else (z, y)
+        else:
+            args = (torch.zeros(1, v.in_channels, v.size_multiple * 2, v.size_multiple * 2),)
+        traced = torch.jit.trace(net, args)  # no host-side checks inside forward
+        assert torch.allclose(traced(*args), net(*args), atol=1e-6)
 
 
 def test_registry_rejects_duplicates_and_unknown_args():

@@ -15,12 +15,12 @@ def _poison_at(monkeypatch, calls):
     real_step = GANRecipe.step
     count = {"n": 0}
 
-    def step(self, batches):
+    def step(self, batches, ctx):
         count["n"] += 1
         if count["n"] in calls:
             with torch.no_grad():
                 next(self.D.parameters()).fill_(float("nan"))
-        return real_step(self, batches)
+        return real_step(self, batches, ctx)
 
     monkeypatch.setattr(GANRecipe, "step", step)
 

@@ -28,8 +28,18 @@ def test_conv_inside_margin_is_exact_everywhere():
     x = torch.randn(1, 3, 70, 93)
     with torch.no_grad():
         full = conv(x)
+    n_tiles = len(tile_starts(70, 32, 12)) * len(tile_starts(93, 32, 12))
     for bs in (1, 5, 64):
-        torch.testing.assert_close(translate_tiled(conv, x, 32, 12, batch_size=bs), full, rtol=0, atol=1e-5)
+        sizes = []
+
+        def counted(t):
+            sizes.append(t.shape[0])
+            return conv(t)
+
+        torch.testing.assert_close(translate_tiled(counted, x, 32, 12, batch_size=bs), full, rtol=0, atol=1e-5)
+        # batch_size bounds the memory: every tile exactly once, at most bs tiles per call
+        assert sum(sizes) == n_tiles and max(sizes) == min(bs, n_tiles), (bs, sizes)
+        assert len(sizes) == -(-n_tiles // bs)
 
 
 def test_conv_wider_than_margin_is_not_exact():
@@ -59,14 +69,18 @@ def test_smaller_than_tile_is_reflect_padded():
 
 def test_scale_factor_for_super_resolution():
     torch.manual_seed(2)
-    conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+    conv = torch.nn.Conv2d(3, 3, 5, padding=2)
 
     def sr(t):
-        return conv(F.interpolate(t, scale_factor=2, mode="nearest"))  # radius 1 px in input pixels
+        # receptive-field radius 2 input pixels = the margin 8 // 4: exact only if the window's zero margin
+        # is measured in input pixels (2 * scale output pixels), not in output pixels
+        return F.interpolate(conv(t), scale_factor=2, mode="nearest")
 
     x = torch.randn(1, 3, 45, 70)
     with torch.no_grad():
-        torch.testing.assert_close(translate_tiled(sr, x, 16, 8, scale=2), sr(x), rtol=0, atol=1e-5)
+        y = translate_tiled(sr, x, 16, 8, scale=2)
+        assert y.shape == (1, 3, 90, 140)
+        torch.testing.assert_close(y, sr(x), rtol=0, atol=1e-5)
 
 
 def test_seams_are_blended_smoothly():
@@ -93,6 +107,11 @@ def test_window_partition_of_unity_and_tile_layout():
     fall = ramp(32, o, m, rise=False, fall=True)
     torch.testing.assert_close(fall[-o:] + rise[:o], torch.ones(o, dtype=torch.float64))
     assert rise[:m].abs().max() == 0 and rise[o - m:].min() == 1
+    # the documented raised-cosine ramp across the o - 2m pixels between the margins (pixel centres)
+    t = (torch.arange(o - 2 * m, dtype=torch.float64) + 0.5) / (o - 2 * m)
+    torch.testing.assert_close(rise[m:o - m], torch.sin(0.5 * torch.pi * t) ** 2)
+    torch.testing.assert_close(fall, rise.flip(0))
+    assert torch.equal(ramp(32, o, m, rise=False, fall=False), torch.ones(32, dtype=torch.float64))
     for length in (32, 33, 70, 93, 257):
         s = tile_starts(length, 32, 12)
         assert s[0] == 0 and s[-1] == max(0, length - 32)

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .interface import ModelIO
+
 
 @dataclass
 class GANModels:
@@ -15,9 +17,24 @@ class GANModels:
     name: str
     args: dict[str, Any]
     nets: dict[str, nn.Module] = field(default_factory=dict)
-    # Which net `ganforge sample/translate` uses, and what kind of input it takes.
-    generator_key: str = "G"
-    task: str = "noise"  # "noise" (z[, y] -> image), "translate" (image -> image), "upscale"
+    io: ModelIO | None = None  # what the model takes and gives at inference time (see models.interface)
+
+    def __post_init__(self):
+        if self.io is None:
+            raise ValueError(f"model {self.name!r} declares no inference interface (io)")
+        for key in self.io.nets.values():
+            if key not in self.nets:
+                raise ValueError(f"model {self.name!r}: io names net {key!r}, which it does not have")
+
+    @property
+    def generator_key(self) -> str:
+        """The net `ganforge sample/translate` uses by default."""
+        return self.io.generator_key
+
+    @property
+    def task(self) -> str:
+        """noise (z[, y] -> image), translate (image -> image) or upscale."""
+        return self.io.kind
 
     def __getitem__(self, key: str) -> nn.Module:
         return self.nets[key]
@@ -33,17 +50,3 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def make_latents(generator: nn.Module, n: int, seed: int, labels: torch.Tensor | int | None = None):
-    """Seeded z ~ N(0, I) for a noise generator, and labels cycling 0..K-1 unless given (K = num_classes)."""
-    g = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(n, generator.z_dim, generator=g)
-    k = getattr(generator, "num_classes", 0)
-    if k <= 0:
-        return z, None
-    if labels is None:
-        y = torch.arange(n) % k
-    elif isinstance(labels, int):
-        y = torch.full((n,), labels, dtype=torch.long)
-    else:
-        y = labels.long()
-    return z, y

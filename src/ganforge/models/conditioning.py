@@ -4,19 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import GanforgeError
 
 D_CONDITIONING = ("concat", "projection")
-
-
-def check_labels(y: Tensor | None, num_classes: int) -> None:
-    """Raise a clear error when labels are missing or out of range for a conditional model."""
-    if num_classes <= 0:
-        return
-    if y is None:
-        raise GanforgeError(f"this model is class-conditional ({num_classes} classes): give labels")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise GanforgeError(f"labels must lie in 0..{num_classes - 1}")
 
 
 def join_label(z: Tensor, y: Tensor | None, embed: nn.Module | None) -> Tensor:

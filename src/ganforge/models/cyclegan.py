@@ -13,6 +13,7 @@ from ..errors import GanforgeError
 from ..nn.blocks import check_norm, conv_bias, init_gan_weights, norm_layer
 from ..registry import register_model
 from .base import GANModels
+from .interface import ModelIO
 from .pix2pix import NLayerDiscriminator, patch_output_size
 
 
@@ -107,4 +108,7 @@ def cyclegan(
         image_size=image_size, channels_a=channels_a, channels_b=channels_b, ngf=ngf, ndf=ndf,
         n_blocks=n_blocks, n_layers_D=n_layers_D, norm=norm,
     )
-    return GANModels(name="cyclegan", args=args, nets=nets, generator_key="G_AB", task="translate")
+    io = ModelIO("translate", image_size=image_size, in_channels=channels_a, out_channels=channels_b, size_multiple=4,
+                 nets={"AtoB": "G_AB", "BtoA": "G_BA"},
+                 role_channels={"AtoB": (channels_a, channels_b), "BtoA": (channels_b, channels_a)})
+    return GANModels(name="cyclegan", args=args, nets=nets, io=io)

@@ -15,7 +15,8 @@ from ..errors import GanforgeError
 from ..registry import register_model
 from .base import GANModels
 from ..nn.blocks import init_gan_weights
-from .conditioning import D_CONDITIONING, ProjectionHead, check_labels, join_label, one_hot_maps
+from .conditioning import D_CONDITIONING, ProjectionHead, join_label, one_hot_maps
+from .interface import noise_io
 
 D_NORMS = ("batch", "layer", "instance", "none")
 MAX_MULT = 8  # channel multiplier cap; 64 px reaches it exactly, as in the reference
@@ -67,7 +68,6 @@ class DCGANGenerator(nn.Module):
         init_gan_weights(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        check_labels(y, self.num_classes)
         z = join_label(z, y, self.embed)
         return self.main(z[:, :, None, None])
 
@@ -101,7 +101,6 @@ class DCGANDiscriminator(nn.Module):
         init_gan_weights(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        check_labels(y, self.num_classes)
         if self.concat:
             x = torch.cat([x, one_hot_maps(y, self.num_classes, x.shape[2], x.shape[3]).to(x.dtype)], 1)
         h = self.features(x)
@@ -116,7 +115,8 @@ def build_dcgan(name, image_size, channels, z_dim, ngf, ndf, num_classes, embed_
                 embed_dim=embed_dim, d_norm=d_norm, d_conditioning=d_conditioning)
     g = DCGANGenerator(image_size, channels, z_dim, ngf, num_classes, embed_dim)
     d = DCGANDiscriminator(image_size, channels, ndf, num_classes, d_norm, d_conditioning)
-    return GANModels(name=name, args=args, nets={"G": g, "D": d})
+    return GANModels(name=name, args=args, nets={"G": g, "D": d},
+                     io=noise_io(image_size, channels, z_dim, num_classes))
 
 
 @register_model("dcgan")

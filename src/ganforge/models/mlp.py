@@ -2,7 +2,8 @@
 
 G: z -> 256 -> 512 -> 1024 -> pixels (LeakyReLU 0.2, BatchNorm, tanh).
 D: pixels -> 512 -> 256 -> 1 logit (LeakyReLU 0.2).
-The conditional form concatenates a label embedding to z in G and to the flattened image in D.
+The conditional form concatenates a label embedding to z in G and to the flattened image in D (the
+`cgan` model with arch=mlp, in models/cgan.py).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from torch import Tensor, nn
 from ..registry import register_model
 from .base import GANModels
 from ..nn.blocks import init_gan_weights
-from .conditioning import ProjectionHead, check_labels, join_label
+from .conditioning import ProjectionHead, join_label
+from .interface import noise_io
 
 
 class MLPGenerator(nn.Module):
@@ -34,7 +36,6 @@ class MLPGenerator(nn.Module):
         init_gan_weights(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        check_labels(y, self.num_classes)
         z = join_label(z, y, self.embed)
         return self.main(z).view(-1, self.channels, self.image_size, self.image_size)
 
@@ -56,7 +57,6 @@ class MLPDiscriminator(nn.Module):
         init_gan_weights(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        check_labels(y, self.num_classes)
         h = join_label(x.flatten(1), y, self.embed)
         return self.head(self.features(h), y)
 
@@ -69,27 +69,5 @@ def gan(image_size: int = 28, channels: int = 1, z_dim: int = 100, num_classes: 
                 embed_dim=embed_dim, d_conditioning=d_conditioning)
     g = MLPGenerator(image_size, channels, z_dim, num_classes=num_classes, embed_dim=embed_dim)
     d = MLPDiscriminator(image_size, channels, num_classes=num_classes, embed_dim=embed_dim, conditioning=d_conditioning)
-    return GANModels(name="gan", args=args, nets={"G": g, "D": d})
-
-
-@register_model("cgan")
-def cgan(arch: str = "dcgan", image_size: int = 28, channels: int = 1, z_dim: int = 100, num_classes: int = 10,
-         embed_dim: int = 50, ngf: int = 64, ndf: int = 64, d_norm: str = "batch",
-         d_conditioning: str = "concat") -> GANModels:
-    """Class-conditional GAN: label embedding joined to z in G and to the image in D (or a projection D)."""
-    from ..errors import GanforgeError
-    from .dcgan import build_dcgan
-
-    if num_classes < 2:
-        raise GanforgeError("cgan needs num_classes >= 2")
-    if arch == "dcgan":
-        m = build_dcgan("cgan", image_size, channels, z_dim, ngf, ndf, num_classes, embed_dim, d_norm, d_conditioning)
-    elif arch == "mlp":
-        m = gan(image_size, channels, z_dim, num_classes, embed_dim, d_conditioning)
-        m.name = "cgan"
-    else:
-        raise GanforgeError(f"unknown cgan arch {arch!r} (known: dcgan, mlp)")
-    m.args = {"arch": arch, **m.args, **({} if arch == "dcgan" else {"ngf": ngf, "ndf": ndf, "d_norm": d_norm})}
-    return m
-
-
+    return GANModels(name="gan", args=args, nets={"G": g, "D": d},
+                     io=noise_io(image_size, channels, z_dim, num_classes))

@@ -22,6 +22,7 @@ from ..errors import GanforgeError
 from ..nn.blocks import check_norm, conv_bias, init_gan_weights, norm_layer
 from ..registry import register_model
 from .base import GANModels
+from .interface import ModelIO
 
 NET_D = ("basic", "n_layers", "pixel")
 MAX_MULT = 8  # channel multiplier cap of the reference (ngf * 8 = 512)
@@ -242,4 +243,6 @@ def pix2pix(
         image_size=image_size, in_channels=in_channels, out_channels=out_channels, ngf=ngf, ndf=ndf,
         netG=netG, netD=netD, n_layers_D=n_layers_D, norm=norm, dropout=dropout,
     )
-    return GANModels(name="pix2pix", args=args, nets={"G": G, "D": D}, generator_key="G", task="translate")
+    io = ModelIO("translate", image_size=image_size, in_channels=in_channels, out_channels=out_channels,
+                 size_multiple=2**num_downs, nets={"translate": "G"})
+    return GANModels(name="pix2pix", args=args, nets={"G": G, "D": D}, io=io)

@@ -1,26 +1,78 @@
 """The Recipe contract: a training game that turns batches into D and G updates.
 
-The loop owns everything else (data order, EMA, logging, checkpoints, NaN recovery); a recipe owns its
-networks, optimizers and the phases of one iteration.
+The loop owns data order, DDP wrappers, EMA bookkeeping, logging, snapshots, checkpoints and NaN
+recovery; a recipe owns its networks' game. What a recipe sees and may override:
+
+- `step(batches, ctx)`: one iteration (all its D and G phases) on `ctx.batches` batches; returns plain
+  float losses (keys starting with `loss` are checked for non-finite values). `ctx` (StepContext) gives
+  the step index, images seen, rank and world size, whether this step is logged, and global-batch noise.
+- `batch_plan(ctx)`: (per-rank batch size, batches per step) for the coming step; a schedule may change
+  both during a run (progressive growing). The loop follows it through a sample cursor.
+- Forward passes that train a network go through `self.ddp[name]` (its DDP wrapper under torchrun, the
+  network itself otherwise); a network judged but not trained in a phase is used unwrapped and frozen,
+  `with self.frozen("D") as D:`, so no DDP reducer is left waiting and no gradient is wasted.
+- Optimisation is split: `zero_grad(name)`, `backward(loss)` (several per phase are fine; gradient
+  accumulation over micro-batches wraps all but the last in `self.no_sync(name)`), extra gradient terms
+  added to `.grad` in between, then `step_optimizer(name, ctx)`. `optimize(loss, name, ctx)` does all
+  three.
+- `ema_decay(ctx)`: the EMA rule (default: train.ema with a warm-up); `before_sampling(nets)`: a hook
+  before snapshots and evaluation (standing statistics); `make_evaluator(...)`: its evaluation;
+  `training_state()` / `load_training_state()`: persistent state (ADA p, path-length mean) beside the
+  optimizers, checkpointed and rolled back with the networks.
+
+Learning rates and betas are applied from the config on every resume (`apply_hparams`), so an override
+given when resuming takes effect; the NaN-recovery reduction (`lr_scale`) is kept in the state.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
 from ..models.base import GANModels
+from .context import StepContext
 
 
 @dataclass
 class RecipeConfig:
     """Options every recipe accepts."""
+
+
+@contextlib.contextmanager
+def eval_mode(*nets: nn.Module) -> Iterator[None]:
+    """Put nets in eval mode for the block and restore each one's mode afterwards."""
+    modes = [n.training for n in nets]
+    for n in nets:
+        n.eval()
+    try:
+        yield
+    finally:
+        for n, m in zip(nets, modes):
+            n.train(m)
+
+
+def build_optimizer(kind: str, params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float],
+                    device: torch.device | None = None) -> torch.optim.Optimizer:
+    """Adam or RMSprop by name, with the multi-tensor (foreach) or fused implementation where available."""
+    params = list(params)
+    if kind == "adam":
+        if device is not None and device.type == "cuda":
+            return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
+    raise GanforgeError(f"unknown optimizer {kind!r} (known: adam, rmsprop)")
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"ganforge: warning: {message}", file=sys.stderr)
 
 
 class Recipe:
@@ -32,22 +84,36 @@ class Recipe:
     def __init__(self, models: GANModels, cfg: Any, device: torch.device, amp: bool = False):
         self.models = models
         self.nets: dict[str, nn.Module] = models.nets
+        self.ddp: dict[str, nn.Module] = dict(models.nets)  # replaced by DDP wrappers under torchrun
+        self.io = models.io
         self.cfg = cfg
         self.device = device
         self.amp = amp
+        self.train_cfg: Any = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
-        self.nonfinite_steps = 0  # updates skipped because a loss or gradient was NaN/Inf
+        self.lr_scale = 1.0  # the loop's NaN-recovery reductions, kept across resumes and schedule updates
+        self.nonfinite_steps = 0
         self._amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda") if (amp and device.type == "cuda") else None
+        self._use_scaler = amp and device.type == "cuda"
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
 
     # ---- what the loop calls ------------------------------------------------------------------
     def attach(self, train: Any) -> None:
-        """Receive the loop's settings (TrainConfig) before training: steps, seed; most recipes ignore them."""
+        """Receive the loop's settings (TrainConfig) before training: steps, seed, batch size, EMA."""
+        self.train_cfg = train
 
-    def step(self, batches: list[dict[str, Tensor]]) -> dict[str, float]:
-        """One training iteration over `batches_per_step` batches; returns plain-float losses."""
+    def wrap(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
+        """Wrap every trained network for multi-process training (the loop passes DDP's wrapper)."""
+        self.ddp = {k: wrapper(net) for k, net in self.nets.items()}
+
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+        """One training iteration over `ctx.batches` batches; returns plain-float losses."""
         raise NotImplementedError
+
+    def batch_plan(self, ctx: StepContext) -> tuple[int, int]:
+        """(per-rank batch size, batches per step) for step ctx.step: train.batch_size and batches_per_step."""
+        return int(self.train_cfg.batch_size), int(self.batches_per_step)
 
     def build_dataset(self, data_cfg: Any):
         """The training dataset, shaped to the model (images and labels by default)."""
@@ -61,6 +127,27 @@ class Recipe:
         """Names of the nets whose exponential moving average the loop keeps."""
         return [self.models.generator_key]
 
+    def ema_decay(self, ctx: StepContext) -> float | None:
+        """EMA decay after step ctx.step (None: no update). Default: train.ema, warmed up after train.ema_start.
+
+        The warm-up (as TF's ExponentialMovingAverage with num_updates) keeps the average from being
+        dominated by the random initial weights early on.
+        """
+        t = self.train_cfg
+        n = ctx.step + 1 - t.ema_start
+        if t.ema <= 0 or n <= 0:
+            return None
+        return min(t.ema, (1 + n) / (10 + n))
+
+    def before_sampling(self, nets: dict[str, nn.Module]) -> None:
+        """Hook run on the nets about to be sampled for snapshots or evaluation (e.g. standing statistics)."""
+
+    def make_evaluator(self, run_cfg: Any, echo: Callable[..., None] = print):
+        """The evaluation run every train.eval_every steps: a callable nets -> (values, is_best), with .best."""
+        from .evaluation import DistributionEvaluator
+
+        return DistributionEvaluator(run_cfg, self, self.device, echo=echo)
+
     def fixed_inputs(self, n: int, seed: int, dataset: Any = None) -> dict[str, Tensor]:
         """Inputs for snapshot grids, fixed for the whole run."""
         raise NotImplementedError
@@ -71,93 +158,140 @@ class Recipe:
         raise NotImplementedError
 
     def eval_images(self, nets: dict[str, nn.Module], n: int, seed: int) -> Tensor:
-        """n generated images in [-1, 1] for evaluation during training."""
-        raise GanforgeError(f"recipe {type(self).__name__} does not support evaluation during training")
+        """n generated images in [-1, 1] for distribution metrics during training."""
+        raise GanforgeError(f"recipe {type(self).__name__} does not generate images for distribution metrics")
+
+    def end_of_step(self, ctx: StepContext) -> None:
+        """Advance learning-rate schedules once per completed step."""
+        for sch in self.schedulers.values():
+            sch.step()
+
+    # ---- learning rates ------------------------------------------------------------------------
+    def base_hparams(self, name: str) -> dict[str, Any]:
+        """Optimizer `name`'s settings from the config: {"lr": ..., "betas": ...} (subclasses define)."""
+        return {}
+
+    def lr_factor(self, step: int) -> float:
+        """Schedule multiplier of the learning rate at 0-based `step` (1 unless a subclass schedules)."""
+        return 1.0
+
+    def apply_hparams(self, step: int) -> None:
+        """Set every optimizer's lr (config x schedule x NaN-recovery scale) and other settings for `step`."""
+        factor = self.lr_factor(step) * self.lr_scale
+        for name, opt in self.optimizers.items():
+            hp = self.base_hparams(name)
+            for group in opt.param_groups:
+                for key, value in hp.items():
+                    group[key] = value * factor if key == "lr" else value
 
     def scale_lr(self, factor: float) -> None:
-        """Multiply every optimizer's learning rate (used after a NaN/Inf recovery)."""
+        """Multiply the learning rates now and for the rest of the run (after a NaN/Inf recovery)."""
+        self.lr_scale *= factor
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] *= factor
 
-    def end_of_step(self, step: int) -> None:
-        """Advance learning-rate schedules once per step."""
-        for sch in self.schedulers.values():
-            sch.step()
-
-    # ---- helpers for subclasses --------------------------------------------------------------
+    # ---- optimisation helpers for subclasses ----------------------------------------------------
     def autocast(self):
         """Mixed-precision context for forward passes when AMP is on."""
         if not self.amp:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self._amp_dtype)
 
-    def optimize(self, loss: Tensor, name: str, params: Iterable[nn.Parameter] | None = None) -> float:
-        """Backward `loss`, average gradients across ranks, step optimizer `name`; returns the grad norm.
+    @contextlib.contextmanager
+    def frozen(self, *names: str) -> Iterator[Any]:
+        """The unwrapped nets `names` with requires_grad off for the block (judged, not trained)."""
+        nets = [self.nets[n] for n in names]
+        for n in nets:
+            n.requires_grad_(False)
+        try:
+            yield nets[0] if len(nets) == 1 else nets
+        finally:
+            for n in nets:
+                n.requires_grad_(True)
 
-        A non-finite loss or gradient skips the update and counts it in `nonfinite_steps`.
+    def no_sync(self, *names: str):
+        """Skip DDP's gradient all-reduce for these nets in the block (all micro-batches but the last)."""
+        stack = contextlib.ExitStack()
+        for n in names:
+            m = self.ddp[n]
+            if hasattr(m, "no_sync"):
+                stack.enter_context(m.no_sync())
+        return stack
+
+    def zero_grad(self, name: str) -> None:
+        """Clear optimizer `name`'s gradients."""
+        self.optimizers[name].zero_grad(set_to_none=True)
+
+    def backward(self, loss: Tensor, name: str | None = None) -> None:
+        """Backward `loss` (scaled for fp16 when optimizer `name` has a grad scaler).
+
+        It always runs, also for a non-finite loss: under DDP every rank must reach the gradient
+        all-reduce. The loop then skips the step on every rank together.
         """
+        scaler = self._scaler(name)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+
+    def step_optimizer(self, name: str, ctx: StepContext | None = None) -> float | None:
+        """Step optimizer `name`; returns the gradient norm on logged steps (None otherwise)."""
         opt = self.optimizers[name]
-        params = [p for g in opt.param_groups for p in g["params"]] if params is None else list(params)
-        opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss.detach()):
-            self.nonfinite_steps += 1
-            return math.nan
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(opt)
-        else:
-            loss.backward()
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            world = dist.get_world_size()
-            for p in params:
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad.div_(world)
-        norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-        if not torch.isfinite(norm):
-            opt.zero_grad(set_to_none=True)
-            if self.scaler is not None:  # fp16 overflow: let the scaler back off
-                self.scaler.update()
-                return float(norm)
-            self.nonfinite_steps += 1
-            return float(norm)
-        if self.scaler is not None:
-            self.scaler.step(opt)
-            self.scaler.update()
+        scaler = self._scaler(name)
+        if scaler is not None:
+            scaler.unscale_(opt)
+        norm = None
+        if ctx is None or ctx.log:
+            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))) if grads else 0.0
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
         else:
             opt.step()
-        return float(norm)
+        return norm
+
+    def optimize(self, loss: Tensor, name: str, ctx: StepContext | None = None) -> float | None:
+        """zero_grad, backward and step optimizer `name`; returns the gradient norm on logged steps."""
+        self.zero_grad(name)
+        self.backward(loss, name)
+        return self.step_optimizer(name, ctx)
+
+    def _scaler(self, name: str | None) -> torch.amp.GradScaler | None:
+        if not self._use_scaler or name is None:
+            return None
+        if name not in self.scalers:
+            self.scalers[name] = torch.amp.GradScaler("cuda")
+        return self.scalers[name]
 
     # ---- state for checkpoints ---------------------------------------------------------------
     def training_state(self) -> dict[str, Any]:
-        """Optimizer, scheduler and scaler state (tensors and primitives only)."""
+        """Optimizer, scheduler and scaler state and the NaN-recovery scale (tensors and primitives only)."""
         return {
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+            "lr_scale": self.lr_scale,
             "nonfinite_steps": self.nonfinite_steps,
         }
 
-    def load_training_state(self, state: dict[str, Any]) -> None:
-        """Restore what training_state() returned."""
+    def load_training_state(self, state: dict[str, Any], step: int | None = None) -> None:
+        """Restore what training_state() returned; re-apply the config's settings for `step` when given."""
         missing = set(self.optimizers) - set(state.get("optimizers", {}))
         if missing:
             raise GanforgeError(f"checkpoint has no optimizer state for {', '.join(sorted(missing))}")
         for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+            try:
+                o.load_state_dict(state["optimizers"][k])
+            except (ValueError, KeyError) as e:
+                raise GanforgeError(f"optimizer state {k!r} in the checkpoint does not fit this model: {e}") from None
         for k, s in self.schedulers.items():
             if k in state.get("schedulers", {}):
                 s.load_state_dict(state["schedulers"][k])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        for k, sd in (state.get("scalers") or {}).items():
+            if self._scaler(k) is not None:
+                self.scalers[k].load_state_dict(sd)
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        if not math.isfinite(self.lr_scale) or self.lr_scale <= 0:
+            raise GanforgeError(f"checkpoint holds an invalid learning-rate scale {self.lr_scale}")
         self.nonfinite_steps = int(state.get("nonfinite_steps", 0))
-
-
-def build_optimizer(kind: str, params, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
-    """Adam or RMSprop by name."""
-    if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas)
-    if kind == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    raise GanforgeError(f"unknown optimizer {kind!r} (known: adam, rmsprop)")
+        if step is not None:
+            self.apply_hparams(step)

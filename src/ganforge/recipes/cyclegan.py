@@ -32,7 +32,11 @@ from ..errors import GanforgeError
 from ..losses.translation import check_translation_loss, cycle_loss, gan_loss, halved_d_loss, identity_loss
 from ..models.base import GANModels
 from ..registry import register_recipe
-from ._translation import HELD_OUT_SPLITS, TranslationData, TranslationRecipe, as_rgb, warn
+from ..metrics.image_quality import pixel_metrics
+from ..metrics.reference import quantize
+from .base import build_optimizer, eval_mode, warn
+from .context import StepContext
+from ._translation import TranslationData, TranslationRecipe, as_rgb, find_heldout
 from .image_pool import ImagePool
 
 
@@ -77,8 +81,10 @@ class CycleGANRecipe(TranslationRecipe):
         self.G_AB, self.G_BA, self.D_A, self.D_B = n["G_AB"], n["G_BA"], n["D_A"], n["D_B"]
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
-            "G": torch.optim.Adam(itertools.chain(self.G_AB.parameters(), self.G_BA.parameters()), lr=cfg.lr, betas=betas),
-            "D": torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()), lr=cfg.lr, betas=betas),
+            "G": build_optimizer("adam", itertools.chain(self.G_AB.parameters(), self.G_BA.parameters()), cfg.lr,
+                                 betas, device),
+            "D": build_optimizer("adam", itertools.chain(self.D_A.parameters(), self.D_B.parameters()), cfg.lr,
+                                 betas, device),
         }
         # pool_B holds generated B images for D_B, pool_A generated A images for D_A.
         self.pool_a, self.pool_b = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
@@ -94,58 +100,47 @@ class CycleGANRecipe(TranslationRecipe):
                              flip=self.cfg.flip, seed=self.seed, serial=self.cfg.serial, channels=channels)
         if ds.skipped:
             warn(f"{ds.skipped} unreadable file(s) skipped, e.g. {ds.skipped_files[0]}")
-        self.heldout = None
-        for split in HELD_OUT_SPLITS:
-            if split == data_cfg.split:
-                continue
-            try:
-                self.heldout = UnpairedDataset(root, split=split, image_size=size, load_size=size, flip=False,
-                                               serial=True, channels=channels)
-                break
-            except GanforgeError:
-                continue
-        if self.heldout is None:
-            warn(f"no held-out split (testA/testB or valA/valB) under {root}: snapshots show training images")
-            self.heldout = UnpairedDataset(root, split=data_cfg.split, image_size=size, load_size=size, flip=False,
-                                           serial=True, channels=channels)
+        self.heldout = find_heldout(
+            lambda split: UnpairedDataset(root, split=split, image_size=size, load_size=size, flip=False, serial=True,
+                                          channels=channels), root, data_cfg.split, "snapshots and evaluation")
         return TranslationData(ds, str(data_cfg.source), root)
 
     # ---- the game ------------------------------------------------------------------------------------
-    def step(self, batches: list[dict[str, Tensor]]) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
         """One update of both generators, then one of both discriminators."""
         self.check_schedule()
         cfg, kind = self.cfg, self.cfg.loss
         real_a, real_b = batches[0]["A"], batches[0]["B"]
+        g_ab, g_ba = self.ddp["G_AB"], self.ddp["G_BA"]
         with self.autocast():
-            fake_b = self.G_AB(real_a)
-            rec_a = self.G_BA(fake_b)
-            fake_a = self.G_BA(real_b)
-            rec_b = self.G_AB(fake_a)
-        # Generators, discriminators frozen.
-        for d in (self.D_A, self.D_B):
-            d.requires_grad_(False)
+            fake_b = g_ab(real_a)
+            rec_a = g_ba(fake_b)
+            fake_a = g_ba(real_b)
+            rec_b = g_ab(fake_a)
+        # Generators, with both discriminators frozen and unwrapped.
         idt_a = idt_b = real_a.new_zeros(())
-        with self.autocast():
-            if cfg.lambda_identity > 0:
-                idt_a = identity_loss(self.G_BA(real_a).float(), real_a, cfg.lambda_a, cfg.lambda_identity)
-                idt_b = identity_loss(self.G_AB(real_b).float(), real_b, cfg.lambda_b, cfg.lambda_identity)
-            pred_fake_b = self.D_B(fake_b).float()
-            pred_fake_a = self.D_A(fake_a).float()
-        adv_ab, adv_ba = gan_loss(pred_fake_b, True, kind), gan_loss(pred_fake_a, True, kind)
-        cyc_a = cycle_loss(rec_a.float(), real_a, cfg.lambda_a)
-        cyc_b = cycle_loss(rec_b.float(), real_b, cfg.lambda_b)
-        loss_g = adv_ab + adv_ba + cyc_a + cyc_b + idt_a + idt_b
-        out = {"grad_norm_G": self.optimize(loss_g, "G")}
-        for d in (self.D_A, self.D_B):
-            d.requires_grad_(True)
+        with self.frozen("D_A", "D_B") as (d_a_net, d_b_net):
+            with self.autocast():
+                if cfg.lambda_identity > 0:
+                    idt_a = identity_loss(g_ba(real_a).float(), real_a, cfg.lambda_a, cfg.lambda_identity)
+                    idt_b = identity_loss(g_ab(real_b).float(), real_b, cfg.lambda_b, cfg.lambda_identity)
+                pred_fake_b = d_b_net(fake_b).float()
+                pred_fake_a = d_a_net(fake_a).float()
+            adv_ab, adv_ba = gan_loss(pred_fake_b, True, kind), gan_loss(pred_fake_a, True, kind)
+            cyc_a = cycle_loss(rec_a.float(), real_a, cfg.lambda_a)
+            cyc_b = cycle_loss(rec_b.float(), real_b, cfg.lambda_b)
+            loss_g = adv_ab + adv_ba + cyc_a + cyc_b + idt_a + idt_b
+            norm_g = self.optimize(loss_g, "G", ctx)
         # Discriminators on the generated images from before the G update, through the history pools
         # (the reference queries the pool of fake B first).
         pooled_b = self.pool_b.query(fake_b.detach())
         pooled_a = self.pool_a.query(fake_a.detach())
+        d_a_ddp, d_b_ddp = self.ddp["D_A"], self.ddp["D_B"]
         with self.autocast():
-            d_b = halved_d_loss(self.D_B(real_b).float(), self.D_B(pooled_b).float(), kind)
-            d_a = halved_d_loss(self.D_A(real_a).float(), self.D_A(pooled_a).float(), kind)
-        out["grad_norm_D"] = self.optimize(d_a + d_b, "D")
+            d_b = halved_d_loss(d_b_ddp(real_b).float(), d_b_ddp(pooled_b).float(), kind)
+            d_a = halved_d_loss(d_a_ddp(real_a).float(), d_a_ddp(pooled_a).float(), kind)
+        norm_d = self.optimize(d_a + d_b, "D", ctx)
+        out = {"grad_norm_G": norm_g, "grad_norm_D": norm_d} if ctx.log else {}
         vals = dict(loss_G=loss_g, loss_G_AB=adv_ab, loss_G_BA=adv_ba, loss_cycle_A=cyc_a, loss_cycle_B=cyc_b,
                     loss_D_A=d_a, loss_D_B=d_b)
         if cfg.lambda_identity > 0:
@@ -153,14 +148,49 @@ class CycleGANRecipe(TranslationRecipe):
         out.update({k: float(v.detach()) for k, v in vals.items()})
         return out
 
+    # ---- evaluation ----------------------------------------------------------------------------------
+    default_eval_metric = "cycle_psnr"
+    eval_metric_names = ("cycle_psnr", "cycle_ssim", "cycle_l1", "cycle_psnr_A", "cycle_psnr_B")
+
+    @torch.no_grad()
+    def evaluate_heldout(self, nets: dict[str, nn.Module], n: int, batch_size: int = 16) -> dict[str, float]:
+        """Cycle consistency on up to n held-out images of each domain: PSNR, SSIM and L1 of
+        G_BA(G_AB(A)) against A and of G_AB(G_BA(B)) against B (outputs rounded to 8 bits), per domain
+        and averaged. Without pairs, this is what can be measured pixel-wise; distribution metrics of the
+        translations against the other domain are `ganforge eval RUN --metrics fid,kid`."""
+        g_ab, g_ba = nets["G_AB"], nets["G_BA"]
+        io_ab, io_ba = self.io.view("AtoB"), self.io.view("BtoA")
+        sums: dict[str, float] = {}
+        count = 0
+        size = min(n, self.heldout_size())
+        with eval_mode(g_ab, g_ba):
+            for i in range(0, size, batch_size):
+                batch = self.heldout_slice(i, min(i + batch_size, size))
+                a, b = batch["A"], batch["B"]
+                rec_a = quantize(io_ba.generate(g_ba, image=io_ab.generate(g_ab, image=a)))
+                rec_b = quantize(io_ab.generate(g_ab, image=io_ba.generate(g_ba, image=b)))
+                for dom, (rec, real) in {"A": (rec_a, a), "B": (rec_b, b)}.items():
+                    for name, v in pixel_metrics(rec, real).items():
+                        key = f"cycle_{name}_{dom}"
+                        sums[key] = sums.get(key, 0.0) + float(v.sum())
+                count += len(a)
+        out = {k: v / max(count, 1) for k, v in sums.items()}
+        for name in ("psnr", "ssim", "l1"):
+            out[f"cycle_{name}"] = 0.5 * (out[f"cycle_{name}_A"] + out[f"cycle_{name}_B"])
+        return out
+
+    def heldout_size(self) -> int:
+        """Held-out items pair testA[i] with testB[i] (serial): as many as the smaller domain has."""
+        return min(len(self.heldout.files_a), len(self.heldout.files_b))
+
     # ---- state ---------------------------------------------------------------------------------------
     def training_state(self) -> dict[str, Any]:
         """Optimizers, schedule position and the contents of both image pools."""
         return {**super().training_state(), "pools": {"A": self.pool_a.state_dict(), "B": self.pool_b.state_dict()}}
 
-    def load_training_state(self, state: dict[str, Any]) -> None:
+    def load_training_state(self, state: dict[str, Any], step: int | None = None) -> None:
         """Restore training_state(), image pools included."""
-        super().load_training_state(state)
+        super().load_training_state(state, step)
         pools = state.get("pools")
         if pools is None:
             raise GanforgeError("checkpoint has no CycleGAN image pools")
@@ -168,30 +198,16 @@ class CycleGANRecipe(TranslationRecipe):
         self.pool_b.load_state_dict(pools["B"])
 
     # ---- snapshots -----------------------------------------------------------------------------------
-    def fixed_inputs(self, n: int, seed: int, dataset: Any = None) -> dict[str, Tensor]:
-        """The first n held-out images of each domain (fewer if a domain has fewer)."""
-        if self.heldout is None:
-            raise GanforgeError("fixed_inputs needs build_dataset to have run")
-        h = self.heldout
-        k = min(n, len(h.files_a), len(h.files_b))
-        items = [h[i] for i in range(k)]  # serial: item i is (testA[i], testB[i])
-        return {"A": torch.stack([it["A"] for it in items]), "B": torch.stack([it["B"] for it in items])}
-
     @torch.no_grad()
     def render(self, nets: dict[str, nn.Module], inputs: dict[str, Tensor]) -> tuple[Tensor, int]:
         """One row per example: A | G_AB(A) | G_BA(G_AB(A)) | B | G_BA(B) | G_AB(G_BA(B)), generators in eval mode."""
         g_ab, g_ba = nets["G_AB"], nets["G_BA"]
-        modes = (g_ab.training, g_ba.training)
-        g_ab.eval()
-        g_ba.eval()
-        try:
-            a, b = inputs["A"].to(self.device), inputs["B"].to(self.device)
-            fb = g_ab(a)
-            ra = g_ba(fb)
-            fa = g_ba(b)
-            rb = g_ab(fa)
-        finally:
-            g_ab.train(modes[0])
-            g_ba.train(modes[1])
+        io_ab, io_ba = self.io.view("AtoB"), self.io.view("BtoA")
+        a, b = inputs["A"], inputs["B"]
+        with eval_mode(g_ab, g_ba):
+            fb = io_ab.generate(g_ab, image=a)
+            ra = io_ba.generate(g_ba, image=fb)
+            fa = io_ba.generate(g_ba, image=b)
+            rb = io_ab.generate(g_ab, image=fa)
         cols = [as_rgb(x).float().cpu() for x in (a, fb, ra, b, fa, rb)]
         return torch.stack(cols, 1).flatten(0, 1), 6

@@ -10,10 +10,11 @@ from torch import Tensor, nn
 
 from ..errors import GanforgeError
 from ..losses import ADVERSARIAL_LOSSES, d_loss, g_loss, gradient_penalty
-from ..models.base import GANModels, make_latents
+from ..models.base import GANModels
 from ..nn.diffaug import check_policy, diff_augment
 from ..registry import register_recipe
-from .base import Recipe, build_optimizer
+from .base import Recipe, build_optimizer, eval_mode, warn
+from .context import StepContext
 
 
 @dataclass
@@ -32,6 +33,19 @@ class GANConfig:
     beta1: float = 0.5
     beta2: float = 0.999
 
+    def __post_init__(self):
+        if self.loss not in ADVERSARIAL_LOSSES:
+            raise GanforgeError(f"unknown loss {self.loss!r} (known: {', '.join(ADVERSARIAL_LOSSES)})")
+        if self.n_critic < 1:
+            raise GanforgeError(f"recipe.n_critic must be >= 1, got {self.n_critic}")
+        if self.clip < 0 or self.gp_weight < 0:
+            raise GanforgeError("recipe.clip and recipe.gp_weight must be >= 0")
+        if not 0 < self.real_label <= 1:
+            raise GanforgeError(f"recipe.real_label must lie in (0, 1], got {self.real_label}")
+        check_policy(self.diffaug)
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise GanforgeError(f"unknown optimizer {self.optimizer!r} (known: adam, rmsprop)")
+
 
 @register_recipe("gan")
 class GANRecipe(Recipe):
@@ -41,21 +55,29 @@ class GANRecipe(Recipe):
 
     def __init__(self, models: GANModels, cfg: GANConfig, device: torch.device, amp: bool = False):
         super().__init__(models, cfg, device, amp)
-        if cfg.loss not in ADVERSARIAL_LOSSES:
-            raise GanforgeError(f"unknown loss {cfg.loss!r} (known: {', '.join(ADVERSARIAL_LOSSES)})")
-        if cfg.n_critic < 1:
-            raise GanforgeError("recipe.n_critic must be >= 1")
         if models.task != "noise":
             raise GanforgeError(f"recipe 'gan' trains noise-to-image models, not {models.name!r}")
         self.G, self.D = self.nets["G"], self.nets["D"]
-        self.num_classes = getattr(self.G, "num_classes", 0)
+        self.z_dim, self.num_classes = self.io.z_dim, self.io.num_classes
         self.batches_per_step = cfg.n_critic
         self.aug = check_policy(cfg.diffaug)
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
-            "G": build_optimizer(cfg.optimizer, self.G.parameters(), cfg.g_lr, betas),
-            "D": build_optimizer(cfg.optimizer, self.D.parameters(), cfg.d_lr, betas),
+            "G": build_optimizer(cfg.optimizer, self.G.parameters(), cfg.g_lr, betas, device),
+            "D": build_optimizer(cfg.optimizer, self.D.parameters(), cfg.d_lr, betas, device),
         }
+        for key in ("g_lr", "d_lr"):
+            if getattr(cfg, key) > 0.01:
+                warn(f"recipe.{key}={getattr(cfg, key)} is far above the usual 1e-5..1e-3 for GANs; "
+                     f"training is likely to diverge")
+
+    def base_hparams(self, name: str) -> dict[str, Any]:
+        """The config's learning rate (and Adam betas) of optimizer G or D."""
+        cfg = self.cfg
+        hp: dict[str, Any] = {"lr": cfg.g_lr if name == "G" else cfg.d_lr}
+        if cfg.optimizer == "adam":
+            hp["betas"] = (cfg.beta1, cfg.beta2)
+        return hp
 
     def _labels(self, batch: dict[str, Tensor]) -> Tensor | None:
         if self.num_classes <= 0:
@@ -65,40 +87,57 @@ class GANRecipe(Recipe):
             raise GanforgeError("a conditional model needs labelled data (a class-folder layout or a labelled dataset)")
         return y
 
-    def step(self, batches: list[dict[str, Tensor]]) -> dict[str, float]:
-        """n_critic D updates, then one G update."""
+    def d_phase(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, float]:
+        """One D update on a real batch against fresh samples of the frozen G."""
         cfg = self.cfg
         out: dict[str, float] = {}
-        for batch in batches:
-            real = batch["image"]
-            y = self._labels(batch)
-            z = torch.randn(real.shape[0], self.G.z_dim, device=self.device)
-            with self.autocast():
-                with torch.no_grad():
-                    fake = self.G(z, y)
-                d_real = self.D(diff_augment(real, self.aug), y)
-                d_fake = self.D(diff_augment(fake, self.aug), y)
-                loss = d_loss(d_real.float(), d_fake.float(), cfg.loss, cfg.real_label)
-            if cfg.gp_weight > 0:
-                gp = gradient_penalty(lambda x: self.D(x, y), real, fake.float())
-                loss = loss + cfg.gp_weight * gp
-                out["gp"] = float(gp.detach())
-            out["grad_norm_D"] = self.optimize(loss, "D")
-            if cfg.clip > 0:
-                with torch.no_grad():
-                    for p in self.D.parameters():
-                        p.clamp_(-cfg.clip, cfg.clip)
-            out["loss_D"] = float(loss.detach())
-            out["D_real"] = float(d_real.detach().float().mean())
-            out["D_fake"] = float(d_fake.detach().float().mean())
-        n = batches[0]["image"].shape[0]
-        z = torch.randn(n, self.G.z_dim, device=self.device)
-        y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes > 0 else None
+        real = batch["image"]
+        y = self._labels(batch)
+        z = ctx.randn(real.shape[0], self.z_dim)
+        D = self.ddp["D"]
         with self.autocast():
-            gl = g_loss(self.D(diff_augment(self.G(z, y), self.aug), y).float(), cfg.loss)
-        out["grad_norm_G"] = self.optimize(gl, "G")
-        out["loss_G"] = float(gl.detach())
-        if cfg.loss == "wasserstein":
+            with torch.no_grad():
+                fake = self.G(z, y)
+            d_real = D(diff_augment(real, self.aug), y)
+            d_fake = D(diff_augment(fake, self.aug), y)
+            loss = d_loss(d_real.float(), d_fake.float(), cfg.loss, cfg.real_label)
+        if cfg.gp_weight > 0:
+            # The penalty's double backward runs through the unwrapped D: its gradient reaches the same
+            # parameters, whose DDP hooks fire once for the summed gradient.
+            gp = gradient_penalty(lambda x: self.D(x, y), real, fake.float())
+            loss = loss + cfg.gp_weight * gp
+            out["gp"] = float(gp.detach())
+        norm = self.optimize(loss, "D", ctx)
+        if norm is not None:
+            out["grad_norm_D"] = norm
+        if cfg.clip > 0:
+            with torch.no_grad():
+                torch._foreach_clamp_min_(ps := list(self.D.parameters()), -cfg.clip)
+                torch._foreach_clamp_max_(ps, cfg.clip)
+        out["loss_D"] = float(loss.detach())
+        out["D_real"] = float(d_real.detach().float().mean())
+        out["D_fake"] = float(d_fake.detach().float().mean())
+        return out
+
+    def g_phase(self, n: int, ctx: StepContext) -> dict[str, float]:
+        """One G update judged by the (frozen, unwrapped) D."""
+        z = ctx.randn(n, self.z_dim)
+        y = ctx.randint(self.num_classes, n) if self.num_classes > 0 else None
+        with self.frozen("D") as D, self.autocast():
+            gl = g_loss(D(diff_augment(self.ddp["G"](z, y), self.aug), y).float(), self.cfg.loss)
+            norm = self.optimize(gl, "G", ctx)
+        out = {"loss_G": float(gl.detach())}
+        if norm is not None:
+            out["grad_norm_G"] = norm
+        return out
+
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+        """n_critic D updates, each on a fresh real batch, then one G update."""
+        out: dict[str, float] = {}
+        for batch in batches:
+            out.update(self.d_phase(batch, ctx))
+        out.update(self.g_phase(batches[0]["image"].shape[0], ctx))
+        if self.cfg.loss == "wasserstein":
             out["wasserstein_estimate"] = out["D_real"] - out["D_fake"]
         return out
 
@@ -106,27 +145,19 @@ class GANRecipe(Recipe):
         """Fixed latents (and labels cycling through classes, one class per grid column)."""
         if self.num_classes > 0:
             n = max(self.num_classes, (n // self.num_classes) * self.num_classes)
-        z, y = make_latents(self.G, n, seed)
+        z, y = self.io.latents(n, seed)
         return {"z": z, **({"y": y} if y is not None else {})}
 
     @torch.no_grad()
     def eval_images(self, nets: dict[str, nn.Module], n: int, seed: int) -> Tensor:
         """n samples from seeded latents, labels cycling through the classes."""
-        g = nets["G"]
-        was = g.training
-        g.eval()
-        z, y = make_latents(g, n, seed + 1)
-        out = torch.cat([g(z[i:i + 256].to(self.device), None if y is None else y[i:i + 256].to(self.device)).float().cpu()
-                         for i in range(0, n, 256)])
-        g.train(was)
-        return out
+        z, y = self.io.latents(n, seed + 1)
+        with eval_mode(nets["G"]):
+            return self.io.generate(nets["G"], z=z, y=y)
 
     @torch.no_grad()
     def render(self, nets: dict[str, nn.Module], inputs: dict[str, Tensor]) -> tuple[Tensor, int]:
         """Generator output for the fixed latents."""
-        g = nets["G"]
-        was = g.training
-        g.eval()
-        imgs = g(inputs["z"].to(self.device), inputs["y"].to(self.device) if "y" in inputs else None)
-        g.train(was)
-        return imgs.float().cpu(), (self.num_classes if self.num_classes > 0 else 8)
+        with eval_mode(nets["G"]):
+            imgs = self.io.generate(nets["G"], z=inputs["z"], y=inputs.get("y"))
+        return imgs, (self.num_classes if self.num_classes > 0 else 8)

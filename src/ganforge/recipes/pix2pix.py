@@ -23,7 +23,11 @@ from ..errors import GanforgeError
 from ..losses.translation import check_translation_loss, gan_loss, halved_d_loss, l1_loss
 from ..models.base import GANModels
 from ..registry import register_recipe
-from ._translation import HELD_OUT_SPLITS, TranslationData, TranslationRecipe, as_rgb, sheet_columns, warn
+from ..metrics.image_quality import pixel_metrics
+from ..metrics.reference import quantize
+from .base import build_optimizer, eval_mode, warn
+from .context import StepContext
+from ._translation import TranslationData, TranslationRecipe, as_rgb, find_heldout, sheet_columns
 
 
 @dataclass
@@ -60,8 +64,8 @@ class Pix2PixRecipe(TranslationRecipe):
         self.G, self.D = self.nets["G"], self.nets["D"]
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
-            "G": torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas),
-            "D": torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas),
+            "G": build_optimizer("adam", self.G.parameters(), cfg.lr, betas, device),
+            "D": build_optimizer("adam", self.D.parameters(), cfg.lr, betas, device),
         }
         self.plan_schedule(None)
 
@@ -90,44 +94,40 @@ class Pix2PixRecipe(TranslationRecipe):
         """Pairs for snapshots and evaluation: the first held-out split found, without augmentation."""
         kw = dict(image_size=size, load_size=size, direction=self.cfg.direction, jitter=False, flip=False,
                   channels=self._channels())
-        for split in HELD_OUT_SPLITS:
-            if split == train_split:
-                continue
-            try:
-                return PairedDataset(root, split=split, **kw)
-            except GanforgeError:
-                continue
-        warn(f"no held-out split ({'/'.join(HELD_OUT_SPLITS)}) under {root}: snapshots show training pairs")
-        return PairedDataset(root, split=train_split, **kw)
+        return find_heldout(lambda split: PairedDataset(root, split=split, **kw), root, train_split,
+                            "snapshots and evaluation")
 
     # ---- the game ------------------------------------------------------------------------------------
-    def step(self, batches: list[dict[str, Tensor]]) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
         """One D update, then one G update, on one batch of pairs."""
         self.check_schedule()
         cfg = self.cfg
         real_a, real_b = batches[0]["A"], batches[0]["B"]
-        if real_a.shape[1] != self.G.in_ch or real_b.shape[1] != self.G.out_ch:
+        if real_a.shape[1] != self.io.in_channels or real_b.shape[1] != self.io.out_channels:
             raise GanforgeError(f"pairs have {real_a.shape[1]}->{real_b.shape[1]} channels, the model "
-                                f"{self.G.in_ch}->{self.G.out_ch}")
+                                f"{self.io.in_channels}->{self.io.out_channels}")
         with self.autocast():
-            fake_b = self.G(real_a)
+            fake_b = self.ddp["G"](real_a)
         # D: the fake pair first, then the real one, each its own forward (as the reference; BatchNorm
         # statistics are per call).
-        self.D.requires_grad_(True)
+        D = self.ddp["D"]
         with self.autocast():
-            pred_fake = self.D(torch.cat([real_a, fake_b.detach()], 1)).float()
-            pred_real = self.D(torch.cat([real_a, real_b], 1)).float()
+            pred_fake = D(torch.cat([real_a, fake_b.detach()], 1)).float()
+            pred_real = D(torch.cat([real_a, real_b], 1)).float()
         loss_d = halved_d_loss(pred_real, pred_fake, cfg.loss)
-        out = {"grad_norm_D": self.optimize(loss_d, "D")}
-        # G: D frozen (no wasted gradients), judged by the D just updated.
-        self.D.requires_grad_(False)
-        with self.autocast():
-            pred = self.D(torch.cat([real_a, fake_b], 1)).float()
-        loss_g_gan = gan_loss(pred, True, cfg.loss)
-        loss_g_l1 = l1_loss(fake_b.float(), real_b)
-        loss_g = loss_g_gan + cfg.lambda_l1 * loss_g_l1
-        out["grad_norm_G"] = self.optimize(loss_g, "G")
-        self.D.requires_grad_(True)
+        out: dict[str, float] = {}
+        norm_d = self.optimize(loss_d, "D", ctx)
+        # G: D frozen and unwrapped (no wasted gradients, no DDP reducer left waiting), judged by the D
+        # just updated.
+        with self.frozen("D") as d_net:
+            with self.autocast():
+                pred = d_net(torch.cat([real_a, fake_b], 1)).float()
+            loss_g_gan = gan_loss(pred, True, cfg.loss)
+            loss_g_l1 = l1_loss(fake_b.float(), real_b)
+            loss_g = loss_g_gan + cfg.lambda_l1 * loss_g_l1
+            norm_g = self.optimize(loss_g, "G", ctx)
+        if ctx.log:
+            out.update(grad_norm_D=norm_d, grad_norm_G=norm_g)
         out.update(
             loss_D=float(loss_d.detach()),
             loss_G=float(loss_g.detach()),
@@ -138,24 +138,39 @@ class Pix2PixRecipe(TranslationRecipe):
         )
         return out
 
-    # ---- snapshots -----------------------------------------------------------------------------------
-    def fixed_inputs(self, n: int, seed: int, dataset: Any = None) -> dict[str, Tensor]:
-        """The first n held-out pairs (fewer if the split is smaller)."""
-        if self.heldout is None:
-            raise GanforgeError("fixed_inputs needs build_dataset to have run")
-        items = [self.heldout[i] for i in range(min(n, len(self.heldout)))]
-        return {"A": torch.stack([it["A"] for it in items]), "B": torch.stack([it["B"] for it in items])}
+    # ---- evaluation ----------------------------------------------------------------------------------
+    default_eval_metric = "psnr"
+    eval_metric_names = ("psnr", "ssim", "l1", "baseline_psnr", "baseline_ssim", "baseline_l1")
 
+    @torch.no_grad()
+    def evaluate_heldout(self, nets: dict[str, nn.Module], n: int, batch_size: int = 16) -> dict[str, float]:
+        """PSNR, SSIM and L1 of G(input) against the target on up to n held-out pairs (outputs rounded to
+        8 bits as if saved), and the same figures for the input itself as the output where channels
+        allow: the trivial baseline a translation model must beat."""
+        g = nets["G"]
+        total: dict[str, float] = {}
+        count = 0
+        size = min(n, self.heldout_size())
+        with eval_mode(g):
+            for i in range(0, size, batch_size):
+                batch = self.heldout_slice(i, min(i + batch_size, size))
+                a, b = batch["A"], batch["B"]
+                fake = quantize(self.io.generate(g, image=a))  # as it would be saved
+                pairs = {"": fake}
+                if a.shape[1] == b.shape[1]:
+                    pairs["baseline_"] = a
+                for prefix, pred in pairs.items():
+                    for name, value in pixel_metrics(pred, b).items():
+                        total[prefix + name] = total.get(prefix + name, 0.0) + float(value.sum())
+                count += len(a)
+        return {k: v / max(count, 1) for k, v in total.items()}
+
+    # ---- snapshots -----------------------------------------------------------------------------------
     @torch.no_grad()
     def render(self, nets: dict[str, nn.Module], inputs: dict[str, Tensor]) -> tuple[Tensor, int]:
         """Rows of input | output | target, G in eval mode (no dropout, running BatchNorm statistics)."""
-        g = nets["G"]
-        was = g.training
-        g.eval()
-        try:
-            fake = g(inputs["A"].to(self.device)).float().cpu()
-        finally:
-            g.train(was)
+        with eval_mode(nets["G"]):
+            fake = self.io.generate(nets["G"], image=inputs["A"])
         a, b = as_rgb(inputs["A"]), as_rgb(inputs["B"])
         sheet = torch.stack([a, as_rgb(fake), b], 1).flatten(0, 1)
         return sheet, sheet_columns(len(a), 3)

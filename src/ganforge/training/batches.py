@@ -1,11 +1,22 @@
-"""Deterministic batches: batch b's indices are a pure function of (seed, b), so a resumed run sees
-exactly the data an uninterrupted one would, whatever the worker count."""
+"""The data stream, indexed by a sample cursor.
+
+The stream is the concatenation of per-epoch permutations: global position p holds item
+perm(seed, p // n)[p % n]. A step at cursor c with per-rank batch B over W ranks takes positions
+c .. c + B*W - 1, and rank r the positions c + r, c + r + W, ... (the rows `StepContext.randn` hands it
+too). The cursor is checkpointed, so a resumed run - or one whose batch size changes by schedule
+(progressive growing) - sees exactly the data an uninterrupted one would, with or without workers, on
+any number of ranks. Random flips are a pure function of (seed, position), shared by all image keys of
+an item (paired data flips together).
+"""
 from __future__ import annotations
 
 from typing import Any, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from ..data.collate import as_item, collate
+from ..errors import GanforgeError
 
 IN_MEMORY_LIMIT = 2**31  # bytes of float32 images kept in memory for tensor-indexed batches
 
@@ -28,76 +39,105 @@ class _AtEpoch(Dataset):
         epoch, i = key
         if hasattr(self.ds, "set_epoch"):
             self.ds.set_epoch(epoch)
-        item = self.ds[i]
-        if isinstance(item, dict):
-            return item
-        image, label = item
-        return {"image": image, "label": torch.as_tensor(label, dtype=torch.long)}
+        return as_item(self.ds[i])
 
 
 class Batches:
-    """Batch b of a run: indices perm(seed, epoch)[offset:offset+B], drop-last epochs; rank shards."""
+    """Batches of a run addressed by sample cursor; this rank's share of each global batch."""
 
-    def __init__(self, dataset: Any, batch_size: int, seed: int, num_workers: int = 0, flip: bool = False,
+    def __init__(self, dataset: Any, seed: int, num_workers: int = 0, flip: bool = False,
                  rank: int = 0, world: int = 1):
-        n = len(dataset)
-        if n < batch_size * world:
-            raise ValueError(f"dataset has {n} items, fewer than one batch of {batch_size * world}")
-        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.dataset, self.seed = dataset, seed
+        self.n = len(dataset)
+        if self.n == 0:
+            raise GanforgeError("the dataset is empty")
         self.rank, self.world, self.flip = rank, world, flip
-        self.global_batch = batch_size * world
-        self.per_epoch = n // self.global_batch
         self.num_workers = num_workers
-        self._perm_epoch, self._perm = -1, None
+        self._perms: dict[int, torch.Tensor] = {}
         self.tensors = None
         if hasattr(dataset, "as_tensor"):
             c, h, w = dataset[0][0].shape
-            if n * c * h * w * 4 <= IN_MEMORY_LIMIT:
+            if self.n * c * h * w * 4 <= IN_MEMORY_LIMIT:
                 self.tensors = dataset.as_tensor()
 
-    def indices(self, b: int) -> tuple[int, torch.Tensor]:
-        """(epoch, this rank's dataset indices) of global batch b."""
-        epoch, k = divmod(b, self.per_epoch)
-        if epoch != self._perm_epoch:
-            self._perm, self._perm_epoch = _epoch_perm(len(self.dataset), self.seed, epoch), epoch
-        idx = self._perm[k * self.global_batch:(k + 1) * self.global_batch]
-        return epoch, idx[self.rank::self.world]
+    def check_batch(self, batch_size: int) -> None:
+        """Refuse a global batch larger than the dataset (it would repeat items within one batch)."""
+        if batch_size < 1:
+            raise GanforgeError(f"batch size must be >= 1, got {batch_size}")
+        if self.n < batch_size * self.world:
+            raise GanforgeError(f"dataset has {self.n} items, fewer than one batch of {batch_size * self.world}"
+                                + (f" ({batch_size} per process x {self.world})" if self.world > 1 else ""))
 
-    def _flip(self, batch: dict[str, torch.Tensor], b: int) -> dict[str, torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed * 7_919 + b)
-        mask = torch.rand(self.batch_size, generator=g) < 0.5
+    def epoch(self, cursor: int) -> int:
+        """The epoch the sample at `cursor` belongs to."""
+        return cursor // self.n
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            if len(self._perms) > 2:  # only the current and next epoch are ever needed
+                self._perms.clear()
+            self._perms[epoch] = _epoch_perm(self.n, self.seed, epoch)
+        return self._perms[epoch]
+
+    def positions(self, cursor: int, batch_size: int) -> torch.Tensor:
+        """Global stream positions of this rank's items in the batch starting at `cursor`."""
+        return torch.arange(cursor + self.rank, cursor + batch_size * self.world, self.world)[:batch_size]
+
+    def items(self, cursor: int, batch_size: int) -> list[tuple[int, int]]:
+        """(epoch, dataset index) of this rank's items in the batch starting at `cursor`."""
+        out = []
+        for p in self.positions(cursor, batch_size).tolist():
+            e, k = divmod(p, self.n)
+            out.append((e, int(self._perm(e)[k])))
+        return out
+
+    def _flip(self, batch: dict[str, torch.Tensor], cursor: int, batch_size: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 7_919 + cursor)
+        mask = (torch.rand(batch_size * self.world, generator=g) < 0.5)[self.rank::self.world][:batch_size]
         for key, v in batch.items():
             if isinstance(v, torch.Tensor) and v.dim() == 4:
                 batch[key] = torch.where(mask[:, None, None, None], v.flip(3), v)
         return batch
 
-    def iterate(self, start: int) -> Iterator[dict[str, torch.Tensor]]:
-        """Batches start, start+1, ... forever."""
+    def take(self, cursor: int, batch_size: int) -> dict[str, torch.Tensor]:
+        """This rank's batch at `cursor`, read in this process."""
+        keys = self.items(cursor, batch_size)
         if self.tensors is not None:
             images, labels = self.tensors
-            b = start
+            idx = torch.tensor([i for _, i in keys])
+            batch = {"image": images[idx], "label": labels[idx]}
+        else:
+            at = _AtEpoch(self.dataset)
+            batch = collate([at[k] for k in keys])
+        return self._flip(batch, cursor, batch_size) if self.flip else batch
+
+    def iterate(self, cursor: int, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Batches at cursor, cursor + B*W, ... forever (worker processes when num_workers > 0)."""
+        self.check_batch(batch_size)
+        step = batch_size * self.world
+        if self.tensors is not None or self.num_workers == 0:
+            c = cursor
             while True:
-                _, idx = self.indices(b)
-                batch = {"image": images[idx], "label": labels[idx]}
-                yield self._flip(batch, b) if self.flip else batch
-                b += 1
-        sampler = _IndexSampler(self, start)
+                yield self.take(c, batch_size)
+                c += step
+        sampler = _CursorSampler(self, cursor, batch_size)
         loader = DataLoader(_AtEpoch(self.dataset), batch_sampler=sampler, num_workers=self.num_workers,
-                            persistent_workers=self.num_workers > 0, generator=torch.Generator().manual_seed(self.seed))
-        for b, batch in enumerate(loader, start):
-            yield self._flip(batch, b) if self.flip else batch
+                            collate_fn=collate, persistent_workers=False,
+                            generator=torch.Generator().manual_seed(self.seed))
+        for k, batch in enumerate(loader):
+            c = cursor + k * step
+            yield self._flip(batch, c, batch_size) if self.flip else batch
 
 
-class _IndexSampler:
-    def __init__(self, batches: Batches, start: int):
-        self.batches, self.start = batches, start
+class _CursorSampler:
+    def __init__(self, batches: Batches, cursor: int, batch_size: int):
+        self.batches, self.cursor, self.batch_size = batches, cursor, batch_size
 
     def __iter__(self):
-        b = self.start
+        c = self.cursor
         while True:
-            epoch, idx = self.batches.indices(b)
-            yield [(epoch, int(i)) for i in idx]
-            b += 1
+            yield self.batches.items(c, self.batch_size)
+            c += self.batch_size * self.batches.world
 
     def __len__(self) -> int:  # DataLoader asks; the stream is endless
         return 2**62

@@ -25,10 +25,13 @@ class EMA:
         d = self.decay if decay is None else decay
         for name, shadow in self.shadows.items():
             live = nets[name]
-            for ps, pl in zip(shadow.parameters(), live.parameters()):
-                ps.lerp_(pl.detach(), 1.0 - d)
-            for bs, bl in zip(shadow.buffers(), live.buffers()):
-                bs.copy_(bl)
+            ps = [p for p in shadow.parameters() if p.is_floating_point()]
+            pl = [p.detach() for p in live.parameters() if p.is_floating_point()]
+            if ps:  # one fused kernel per net rather than one per tensor
+                torch._foreach_lerp_(ps, pl, 1.0 - d)
+            bs, bl = list(shadow.buffers()), list(live.buffers())
+            if bs:
+                torch._foreach_copy_(bs, bl)
 
     def state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
         """Shadow weights by net name."""

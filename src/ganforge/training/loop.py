@@ -1,11 +1,17 @@
-"""The generic training loop. It never knows which GAN it trains: the recipe does the game, the loop
-does data order, EMA, logging, snapshots, checkpoints, resume, NaN recovery and signals."""
+"""The generic training loop. It never knows which GAN it trains: the recipe does the game, the loop does
+the data stream, DDP wrappers, EMA, logging, snapshots, checkpoints, resume, NaN recovery and signals.
+
+Counters (checkpointed, rolled back together with the networks after a non-finite loss):
+  step         completed steps
+  images_seen  real images consumed by completed steps, all ranks together (throughput, EMA ramp-ups)
+  cursor       position in the data stream; it also advances over retried steps, so a retry sees new data
+  failures     non-finite steps so far (it salts the retry's noise)
+"""
 from __future__ import annotations
 
 import copy
 import json
 import math
-import os
 import random
 import signal
 import sys
@@ -15,17 +21,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from .. import __version__
 from ..config import RunConfig
 from ..errors import GanforgeError, TrainingDiverged
+from ..recipes.context import StepContext
 from ..registry import create_model, recipe_class
 from ..utils.atomic import atomic_write_text
 from ..utils.images import save_grid
 from . import checkpoint as ck
+from . import distributed as ddp
 from .batches import Batches
-from .device import pick_device
+from .device import check_amp, pick_device
 from .ema import EMA
 from .logging import MetricsLog, plot_losses
 
@@ -36,18 +43,6 @@ class Interrupted(Exception):
     def __init__(self, step: int, ckpt: Path):
         super().__init__(f"interrupted at step {step}; checkpoint saved to {ckpt}")
         self.step, self.ckpt = step, ckpt
-
-
-def _dist_info() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend)
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def seed_everything(seed: int) -> None:
@@ -64,9 +59,21 @@ def checkpoint_config(cfg: RunConfig, models, step: int) -> dict[str, Any]:
         "model": cfg.model,
         "generator_key": models.generator_key,
         "task": models.task,
+        "io_roles": models.io.roles,
         "step": step,
         "run": cfg.to_dict(),
     }
+
+
+def _cpu_copy(obj: Any) -> Any:
+    """A deep copy with every tensor in CPU memory (the rollback copy must not double GPU memory)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return copy.deepcopy(obj)
 
 
 class Trainer:
@@ -74,43 +81,80 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, run_dir: Path, resume: Path | None = None, echo=print):
         self.cfg, self.run_dir, self.resume, self.echo = cfg, Path(run_dir), resume, echo
-        self.rank, self.world = _dist_info()
-        self.main = self.rank == 0
         t = cfg.train
-        self.device = pick_device(t.device)
+        self.dist = ddp.init_distributed(t.device, t.dist_timeout)
+        self.rank, self.world = self.dist.rank, self.dist.world
+        self.main = self.rank == 0
+        self.device = pick_device(t.device, self.dist.local_rank)
+        if t.amp:
+            check_amp(self.device, warn=self._warn)
         seed_everything(t.seed)  # the same initial weights on every rank
         model_args = {k: v for k, v in cfg.model.items() if k != "name"}
         self.models = create_model(cfg.model["name"], **model_args).to(self.device)
-        if self.world > 1:
-            for net in self.models.nets.values():
-                for tensor in [*net.parameters(), *net.buffers()]:
-                    dist.broadcast(tensor.data, 0)
-        seed_everything(t.seed + self.rank)  # different noise on every rank
+        if t.init_from and resume is None:
+            self._init_from(t.init_from, t.init_nets)
+        if t.sync_bn and self.device.type != "cuda":
+            raise GanforgeError("train.sync_bn needs CUDA devices: PyTorch's SyncBatchNorm does not run on "
+                                f"{self.device.type}")
+        if t.sync_bn and (cfg.recipe.get("gp_weight") or 0) > 0:
+            raise GanforgeError("train.sync_bn cannot be combined with a gradient penalty (its double backward "
+                                "through SyncBatchNorm is not supported)")
+        if t.sync_bn and self.world > 1:
+            n = ddp.convert_sync_bn(self.models.nets)
+            if self.main:
+                self._note(f"SyncBatchNorm: {n} BatchNorm layer(s) normalise over the global batch")
+        seed_everything(t.seed + self.rank)  # different augmentation draws on every rank
         rcls = recipe_class(cfg.recipe["name"])
         rcfg = rcls.Config(**{k: v for k, v in cfg.recipe.items() if k != "name"})
         self.recipe = rcls(self.models, rcfg, self.device, amp=t.amp)
         self.recipe.attach(t)
         self.dataset = self.recipe.build_dataset(cfg.data)
-        self.ema = EMA({k: self.models.nets[k] for k in self.recipe.ema_targets()}, t.ema) if t.ema > 0 else None
-        self.step = 0
-        self.failures = 0
+        targets = self.recipe.ema_targets()
+        self.ema = EMA({k: self.models.nets[k] for k in targets}, t.ema) if t.ema > 0 else None
+        self.step = self.images_seen = self.cursor = self.failures = 0
         self._eval_best: float | None = None
         if resume is not None:
             self._load(resume)
-        try:
-            self.batches = Batches(self.dataset, t.batch_size, t.seed, cfg.data.num_workers, cfg.data.flip,
-                                   self.rank, self.world)
-        except ValueError as e:
-            raise GanforgeError(str(e)) from None
+        else:
+            self.recipe.apply_hparams(0)
+        # DDP wrappers after the weights are final: construction broadcasts rank 0's parameters.
+        self.recipe.wrap(lambda net: ddp.wrap(net, self.device))
+        self.batches = Batches(self.dataset, t.seed, cfg.data.num_workers, cfg.data.flip, self.rank, self.world)
+        self.batches.check_batch(self._context().batch_size)
         self.fixed = self.recipe.fixed_inputs(t.n_samples, t.seed, self.dataset)
         self._stop_signal: int | None = None
         self._good: dict[str, Any] | None = None
         self.evaluator = None
         if t.eval_every > 0 and self.main:
-            from .evaluation import TrainingEvaluator
-
-            self.evaluator = TrainingEvaluator(cfg, self.recipe, self.device, echo=echo)
+            self.evaluator = self.recipe.make_evaluator(cfg, echo=echo)
             self.evaluator.best = self._eval_best
+
+    def _note(self, message: str) -> None:
+        if self.main:
+            self.echo(f"ganforge: {message}", file=sys.stderr)
+
+    def _warn(self, message: str) -> None:
+        self._note(f"warning: {message}")
+
+    # ---- staged training ------------------------------------------------------------------------------
+    def _init_from(self, source: str, names: str) -> None:
+        """Take the weights of some nets from another run (SRGAN after SRResNet, fine-tuning); fresh optimizers."""
+        path = ck.resolve_checkpoint(source)
+        conf = ck.read_config(path)
+        have = [k for k in self.models.nets if (path / f"{k}.safetensors").is_file()]
+        wanted = [n.strip() for n in names.split(",") if n.strip()] if names else have
+        unknown = [n for n in wanted if n not in self.models.nets]
+        if unknown:
+            raise GanforgeError(f"train.init_nets names {', '.join(unknown)}, which model {self.cfg.model['name']!r} "
+                                f"does not have (nets: {', '.join(self.models.nets)})")
+        missing = [n for n in wanted if n not in have]
+        if missing or not wanted:
+            raise GanforgeError(f"{path} has no weights for {', '.join(missing) or 'any net of this model'} "
+                                f"(it holds {', '.join(p.stem for p in sorted(path.glob('*.safetensors')))})")
+        for n in wanted:
+            ck.load_into(self.models.nets[n], ck.load_weights(path, n), f"{n} from {path}")
+        self._note(f"initialised {', '.join(wanted)} from {path} ({(conf.get('model') or {}).get('name')}, "
+                   f"step {conf.get('step')}); optimizers start fresh")
 
     # ---- state ------------------------------------------------------------------------------------
     def _weights(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -119,97 +163,119 @@ class Trainer:
             w.update({f"{k}_ema": sd for k, sd in self.ema.state_dicts().items()})
         return w
 
+    def _counters(self) -> dict[str, int]:
+        return {"step": self.step, "images_seen": self.images_seen, "cursor": self.cursor, "failures": self.failures}
+
     def _state(self) -> dict[str, Any]:
-        rng = ck.rng_state()
-        if self.world > 1:
-            all_rng: list[Any] = [None] * self.world
-            dist.all_gather_object(all_rng, rng)
-        else:
-            all_rng = [rng]
         best = self.evaluator.best if self.evaluator is not None else self._eval_best
-        return {"step": self.step, "recipe": self.recipe.training_state(), "rng": all_rng,
-                "failures": self.failures, "ema_decay": self.cfg.train.ema, "eval_best": best}
+        return {**self._counters(), "recipe": self.recipe.training_state(), "rng": ddp.gather_objects(ck.rng_state()),
+                "world": self.world, "ema_decay": self.cfg.train.ema, "eval_best": best}
+
+    def _sync(self) -> None:
+        """Average the ranks' buffers (BatchNorm statistics) before anything reads or saves them."""
+        if self.world > 1:
+            mods = list(self.models.nets.values()) + (list(self.ema.shadows.values()) if self.ema else [])
+            ddp.sync_buffers(mods)
 
     def save(self, name: str | None = None) -> Path:
         """Write a checkpoint of the current step, or checkpoints/NAME (rank 0 writes; all ranks take part)."""
+        self._sync()
         state = self._state()
         path = self.run_dir / "checkpoints" / (name or f"step-{self.step:06d}")
         if self.main:
             path = ck.save_checkpoint(self.run_dir / "checkpoints", self.step, self._weights(),
                                       checkpoint_config(self.cfg, self.models, self.step), state,
                                       keep=self.cfg.train.keep_ckpts, name=name)
-        if self.world > 1:
-            dist.barrier()
+        ddp.barrier()
         return path
 
-    def _load(self, ckpt: Path) -> None:
-        conf = ck.read_config(ckpt)
+    def _load(self, path: Path) -> None:
+        conf = ck.read_config(path)
         if conf.get("model", {}).get("name") != self.cfg.model["name"]:
             raise GanforgeError(
-                f"checkpoint {ckpt} is of model {conf.get('model', {}).get('name')!r}, not {self.cfg.model['name']!r}")
+                f"checkpoint {path} is of model {conf.get('model', {}).get('name')!r}, not {self.cfg.model['name']!r}")
         for k, net in self.models.nets.items():
-            try:
-                net.load_state_dict(ck.load_weights(ckpt, k))
-            except RuntimeError as e:
-                raise GanforgeError(f"checkpoint {ckpt} does not fit this model ({k}): {str(e).splitlines()[0]}") from None
+            ck.load_into(net, ck.load_weights(path, k), f"checkpoint {path} ({k})")
         if self.ema is not None:
             names = [f"{k}_ema" for k in self.ema.shadows]
-            if all((ckpt / f"{n}.safetensors").is_file() for n in names):
-                self.ema.load_state_dicts({k: ck.load_weights(ckpt, f"{k}_ema") for k in self.ema.shadows})
-            else:
+            if all((path / f"{n}.safetensors").is_file() for n in names):
+                self.ema.load_state_dicts({k: ck.load_weights(path, f"{k}_ema") for k in self.ema.shadows})
+            else:  # EMA switched on when resuming: start it from the current weights
                 self.ema = EMA({k: self.models.nets[k] for k in self.ema.shadows}, self.cfg.train.ema)
-        state = ck.load_state(ckpt)
-        self.recipe.load_training_state(state["recipe"])
+        state = ck.load_state(path)
         self.step = int(state["step"])
+        # Checkpoints of ganforge 0.1 counted batches, not samples: continue at the equivalent position.
+        self.images_seen = int(state.get("images_seen", self.step * self.cfg.train.batch_size * self.world))
+        self.cursor = int(state.get("cursor", self.images_seen))
         self.failures = int(state.get("failures", 0))
+        # The config's learning rates and betas win over the saved optimizer's (an override when resuming).
+        self.recipe.load_training_state(state["recipe"], step=self.step)
         self._eval_best = state.get("eval_best")
         rngs = state["rng"]
         ck.set_rng_state(rngs[self.rank] if self.rank < len(rngs) else rngs[0])
 
     def _remember_good(self) -> None:
+        if not self.cfg.train.nan_rollback:
+            return
         self._good = {
-            "nets": {k: copy.deepcopy(n.state_dict()) for k, n in self.models.nets.items()},
-            "opt": copy.deepcopy(self.recipe.training_state()),
-            "ema": copy.deepcopy(self.ema.state_dicts()) if self.ema is not None else None,
+            "nets": {k: _cpu_copy(n.state_dict()) for k, n in self.models.nets.items()},
+            "recipe": _cpu_copy(self.recipe.training_state()),
+            "ema": _cpu_copy(self.ema.state_dicts()) if self.ema is not None else None,
+            "counters": {k: v for k, v in self._counters().items() if k in ("step", "images_seen")},
         }
 
     def _restore_good(self) -> None:
         g = self._good
         for k, n in self.models.nets.items():
             n.load_state_dict(g["nets"][k])
-        lrs = {k: [grp["lr"] for grp in o.param_groups] for k, o in self.recipe.optimizers.items()}
-        self.recipe.load_training_state(g["opt"])
-        for k, o in self.recipe.optimizers.items():  # keep the lowered learning rates
-            for grp, lr in zip(o.param_groups, lrs[k]):
-                grp["lr"] = lr
+        scale = self.recipe.lr_scale  # keep the reductions made since the copy was taken
+        state = dict(g["recipe"], lr_scale=scale)
+        self.step, self.images_seen = g["counters"]["step"], g["counters"]["images_seen"]
+        self.recipe.load_training_state(_cpu_copy(state), step=self.step)
         if self.ema is not None and g["ema"] is not None:
             self.ema.load_state_dicts(g["ema"])
 
     # ---- snapshots --------------------------------------------------------------------------------
-    def snapshot(self, log: MetricsLog) -> None:
-        """Sample grid from the fixed inputs (EMA nets when kept) and the loss plot."""
+    def _sample_nets(self) -> dict[str, torch.nn.Module]:
         nets = dict(self.models.nets)
         if self.ema is not None:
             nets.update(self.ema.shadows)
-        images, nrow = self.recipe.render(nets, self.fixed)
+        self.recipe.before_sampling(nets)
+        return nets
+
+    def snapshot(self, log: MetricsLog | None) -> None:
+        """Sample grid from the fixed inputs (EMA nets when kept) and the loss plot."""
+        images, nrow = self.recipe.render(self._sample_nets(), self.fixed)
         save_grid(images, self.run_dir / "samples" / f"step-{self.step:06d}.png", nrow=nrow)
-        plot_losses(log.history, self.run_dir / "losses.png")
+        if log is not None:
+            plot_losses(log.history, self.run_dir / "losses.png")
 
     # ---- the loop ---------------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
-        if self._stop_signal is not None:  # second Ctrl-C: stop now
+        if self._stop_signal is not None and self.world == 1:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
         self._stop_signal = signum
+
+    def _context(self, log: bool = True) -> StepContext:
+        t = self.cfg.train
+        ctx = StepContext(step=self.step, images_seen=self.images_seen, rank=self.rank, world=self.world,
+                          total_steps=t.steps, log=log, seed=t.seed, attempt=self.failures, device=self.device)
+        ctx.batch_size, ctx.batches = self.recipe.batch_plan(ctx)
+        return ctx
 
     def run(self) -> Path:
         """Train until train.steps; returns the run folder."""
         t = self.cfg.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = None
         if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            lock = ck.lock_run(self.run_dir)
+            removed = ck.clean_stale(self.run_dir / "checkpoints")
+            if removed:
+                self._note(f"removed {len(removed)} leftover temporary checkpoint item(s) of an earlier killed run")
             atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
         log = MetricsLog(self.run_dir / "metrics.jsonl", resume_step=self.step if self.resume else None,
-                         tensorboard_dir=(self.run_dir / "tb") if (t.tensorboard and self.main) else None) \
-            if self.main else None
+                         tensorboard_dir=(self.run_dir / "tb") if t.tensorboard else None) if self.main else None
         handlers = {}
         if threading_main():
             for s in (signal.SIGINT, signal.SIGTERM):
@@ -221,59 +287,81 @@ class Trainer:
                 signal.signal(s, h)
             if log is not None:
                 log.close()
+            if lock is not None:
+                lock.release()
 
     def _run(self, log: MetricsLog | None) -> Path:
         t = self.cfg.train
-        bps = self.recipe.batches_per_step
-        stream = self.batches.iterate(self.step * bps)
         bar = _progress(t.steps, self.step, enabled=t.progress and self.main)
         window: dict[str, list[float]] = {}
-        tick, tick_step, started = time.perf_counter(), self.step, time.perf_counter()
+        tick, tick_images, started = time.perf_counter(), self.images_seen, time.perf_counter()
         self._remember_good()
         last_saved = self.step if self.resume else -1
+        stream, stream_at = None, (-1, -1)
         try:
             while self.step < t.steps:
-                batches = [_to(next(stream), self.device) for _ in range(bps)]
-                before = self.recipe.nonfinite_steps
-                losses = self.recipe.step(batches)
-                bad = self.recipe.nonfinite_steps > before or not all(
-                    math.isfinite(v) for k, v in losses.items() if k.startswith("loss"))
+                logged = (self.step + 1) % t.log_every == 0 or self.step + 1 == t.steps
+                ctx = self._context(log=logged)
+                if stream is None or stream_at != (self.cursor, ctx.batch_size):
+                    self.batches.check_batch(ctx.batch_size)
+                    stream = self.batches.iterate(self.cursor, ctx.batch_size)
+                batches = [_to(next(stream), self.device) for _ in range(ctx.batches)]
+                used = ctx.batch_size * self.world * ctx.batches
+                self.cursor += used
+                stream_at = (self.cursor, ctx.batch_size)
+                losses = self.recipe.step(batches, ctx)
+                bad = not all(math.isfinite(v) for k, v in losses.items() if k.startswith("loss"))
+                # One small collective a step: every rank skips a non-finite step, and stops, together,
+                # and the BatchNorm statistics are averaged.
+                bad, stop = ddp.agree([bad, self._stop_signal is not None], self.models.nets.values())
                 if bad:
                     self._recover(losses)
                     continue
-                self.recipe.end_of_step(self.step)
+                self.recipe.end_of_step(ctx)
                 self.step += 1
-                if self.ema is not None and self.step > t.ema_start:
-                    # Warm-up (as TF's ExponentialMovingAverage with num_updates): early on the average
-                    # would otherwise be dominated by the random initial weights.
-                    n = self.step - t.ema_start
-                    self.ema.update(self.models.nets, min(t.ema, (1 + n) / (10 + n)))
+                self.images_seen += used
+                if self.ema is not None:
+                    decay = self.recipe.ema_decay(ctx)
+                    if decay is not None:
+                        self.ema.update(self.models.nets, decay)
                 for k, v in losses.items():
-                    window.setdefault(k, []).append(v)
+                    if v is not None:
+                        window.setdefault(k, []).append(v)
                 if bar is not None:
                     bar.update(1)
-                if self.step % t.log_every == 0 or self.step == t.steps:
+                if logged:
                     now = time.perf_counter()
-                    rate = (self.step - tick_step) * t.batch_size * bps * self.world / max(now - tick, 1e-9)
-                    rec = {"step": self.step, "epoch": self.step * bps // self.batches.per_epoch,
+                    rate = (self.images_seen - tick_images) / max(now - tick, 1e-9)
+                    rec = {"step": self.step, "epoch": self.batches.epoch(self.cursor), "images_seen": self.images_seen,
                            "time_s": round(now - started, 3), "images_per_s": round(rate, 1),
+                           "batch_size": ctx.batch_size * self.world,
                            **{k: sum(v) / len(v) for k, v in window.items()},
                            **{f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.recipe.optimizers.items()}}
                     if log is not None:
                         log.log(rec)
                     if bar is not None:
                         bar.set_postfix({k: f"{rec[k]:.3f}" for k in rec if k.startswith("loss_")}, refresh=False)
-                    window, tick, tick_step = {}, now, self.step
+                    window, tick, tick_images = {}, now, self.images_seen
                     self._remember_good()
-                if self.main and (self.step % t.sample_every == 0 or self.step == t.steps):
-                    self.snapshot(log)
+                if self.step % t.sample_every == 0 or self.step == t.steps:
+                    self._sync()
+                    if self.main:
+                        self.snapshot(log)
                 if t.eval_every > 0 and self.step % t.eval_every == 0:
                     self._evaluate(log)
                 if self.step % t.ckpt_every == 0 or self.step == t.steps:
                     self.save()
                     last_saved = self.step
-                if self._stop_signal is not None:
+                if stop:
+                    self._stop_signal = self._stop_signal or signal.SIGTERM
                     break
+        except (RuntimeError, ddp.DistributedError) as e:
+            if self.world > 1 and (isinstance(e, ddp.DistributedError) or _is_collective_error(e)):
+                detail = ddp.first_line(e).removeprefix("lost contact with the other processes: ")
+                raise ddp.DistributedError(f"rank {self.rank} lost contact with the other processes at step "
+                                           f"{self.step + 1} (one died or hung): {detail}; continue with "
+                                           f"--resume {self.run_dir}") from None
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -287,36 +375,45 @@ class Trainer:
         return self.run_dir
 
     def _evaluate(self, log: MetricsLog | None) -> None:
+        self._sync()
         best = False
         if self.evaluator is not None:
-            nets = dict(self.models.nets)
-            if self.ema is not None:
-                nets.update(self.ema.shadows)
-            values, best = self.evaluator(nets)
-            log.log({"step": self.step, **values})
+            values, best = self.evaluator(self._sample_nets())
+            if log is not None:
+                log.log({"step": self.step, **values})
             self.echo(f"step {self.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in values.items())
                       + ("  (best so far)" if best else ""), file=sys.stderr)
-        if self.world > 1:
-            flag = [best]
-            dist.broadcast_object_list(flag, 0)
-            best = flag[0]
-        if best:
+        if ddp.broadcast_object(best):
             self.save("best")
 
     def _recover(self, losses: dict[str, float]) -> None:
         t = self.cfg.train
         self.failures += 1
         shown = ", ".join(f"{k}={v}" for k, v in losses.items() if k.startswith("loss"))
+        if not all(math.isfinite(v) for k, v in losses.items() if k.startswith("loss")):
+            where = f"({shown})"
+        else:
+            where = "(on another rank)"
+        if self._good is None:
+            raise TrainingDiverged(
+                f"training diverged: non-finite loss at step {self.step + 1} {where}; train.nan_rollback is off, "
+                f"so the run stops; checkpoints in {self.run_dir / 'checkpoints'} are intact")
         if self.failures >= t.max_nan_failures:
             raise TrainingDiverged(
-                f"training diverged: non-finite loss at step {self.step + 1} ({shown}), {self.failures} times; "
-                f"checkpoints in {self.run_dir / 'checkpoints'} are intact")
+                f"training diverged: non-finite loss at step {self.step + 1} {where}, {self.failures} times; "
+                f"checkpoints in {self.run_dir / 'checkpoints'} are intact (try a lower learning rate)")
+        failed_at = self.step + 1
         self._restore_good()
         self.recipe.scale_lr(t.nan_lr_factor)
-        if self.main:
-            self.echo(f"warning: non-finite loss at step {self.step + 1} ({shown}); update skipped, "
-                      f"restored the last good state, learning rates x{t.nan_lr_factor} "
-                      f"({self.failures}/{t.max_nan_failures})", file=sys.stderr)
+        self._warn(f"non-finite loss at step {failed_at} {where}; update skipped, rolled back to step "
+                   f"{self.step}, learning rates x{t.nan_lr_factor} ({self.failures}/{t.max_nan_failures})")
+
+
+def _is_collective_error(e: BaseException) -> bool:
+    """Whether a RuntimeError came from a collective (a peer died, hung or disagreed)."""
+    text = str(e).lower()
+    return any(w in text for w in ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "collective",
+                                   "broken pipe", "socket", "distributed"))
 
 
 def threading_main() -> bool:

@@ -39,7 +39,10 @@ def from_uint8(arr: np.ndarray) -> Tensor:
     """HxW or HxWxC uint8 array -> [C,H,W] float tensor in [-1, 1]."""
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 127.5 - 1
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # e.g. np.asarray of a PIL image: torch warns about read-only memory
+        arr = arr.copy()
+    return torch.from_numpy(arr).permute(2, 0, 1).float() / 127.5 - 1
 
 
 def save_image(image: Tensor, path: str | Path) -> Path:

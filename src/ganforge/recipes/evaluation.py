@@ -1,6 +1,11 @@
-"""Evaluation during training: every `eval_every` steps, one metric of generated samples against the
-held-out split of the training data (the training split when there is none), logged to metrics.jsonl
-and used to keep checkpoints/best."""
+"""Evaluation during training, owned by the recipe: every `train.eval_every` steps one set of metrics,
+logged to metrics.jsonl, whose `train.eval_metric` keeps checkpoints/best.
+
+- DistributionEvaluator (noise models): a distribution metric of generated samples against the held-out
+  split of the training data (the training split when there is none).
+- HeldoutEvaluator (image-to-image models): the recipe's pixel metrics (PSNR, SSIM, L1) of its
+  generators on held-out images.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -24,14 +29,30 @@ EVAL_METRICS = {
 }
 
 
-class TrainingEvaluator:
+class BestTracker:
+    """Remembers the best value of one metric (higher or lower is better)."""
+
+    higher = True
+    best: float | None = None
+
+    def better(self, v: float) -> bool:
+        """Whether v beats the best so far (and becomes it)."""
+        if self.best is None or (v > self.best if self.higher else v < self.best):
+            self.best = v
+            return True
+        return False
+
+
+class DistributionEvaluator(BestTracker):
     """Computes train.eval_metric for the recipe's generated images and tracks the best value."""
 
     def __init__(self, cfg: Any, recipe: Any, device: Any, echo=print):
         t = cfg.train
-        if t.eval_metric not in EVAL_METRICS:
-            raise GanforgeError(f"unknown train.eval_metric {t.eval_metric!r} (known: {', '.join(EVAL_METRICS)})")
-        self.family, self.key, self.higher = EVAL_METRICS[t.eval_metric]
+        metric = "fid" if t.eval_metric == "auto" else t.eval_metric
+        if metric not in EVAL_METRICS:
+            raise GanforgeError(f"train.eval_metric {t.eval_metric!r} does not apply to {recipe.models.name} "
+                                f"(known: auto, {', '.join(EVAL_METRICS)})")
+        self.family, self.key, self.higher = EVAL_METRICS[metric]
         self.recipe, self.n, self.seed = recipe, t.eval_n, t.seed
         args = recipe.models.args
         channels = args.get("channels") or args.get("channels_b") or args.get("out_channels") or 3
@@ -56,8 +77,24 @@ class TrainingEvaluator:
                                 keep=self.keep, keep_logits=self.family == "is", seed=self.seed)
         values = compute_metrics([self.family], self.real, fake, seed=self.seed,
                                  kid_subset_size=min(1000, self.n))
-        v = values[self.key]
-        better = self.best is None or (v > self.best if self.higher else v < self.best)
-        if better:
-            self.best = v
+        better = self.better(values[self.key])
         return {f"eval_{k}": float(x) for k, x in values.items() if isinstance(x, (int, float))}, better
+
+
+class HeldoutEvaluator(BestTracker):
+    """The recipe's held-out metrics (`evaluate_heldout`); train.eval_metric names the one that keeps best."""
+
+    def __init__(self, cfg: Any, recipe: Any, echo=print):
+        t = cfg.train
+        self.recipe, self.n = recipe, t.eval_n
+        self.key = recipe.default_eval_metric if t.eval_metric == "auto" else t.eval_metric
+        known = recipe.eval_metric_names
+        if self.key not in known:
+            raise GanforgeError(f"train.eval_metric {t.eval_metric!r} does not apply to {recipe.models.name} "
+                                f"(known: auto, {', '.join(known)})")
+        self.higher = not any(w in self.key for w in ("l1", "fid", "kid"))
+
+    def __call__(self, nets: dict[str, nn.Module]) -> tuple[dict[str, float], bool]:
+        """(logged values, whether this is the best so far)."""
+        values = self.recipe.evaluate_heldout(nets, self.n)
+        return {f"eval_{k}": float(v) for k, v in values.items()}, self.better(values[self.key])
