@@ -60,7 +60,7 @@ class TrainConfig:
     init_nets: str = ""  # with init_from: comma list of nets to take (empty: every net both models have)
     sync_bn: bool = False  # multi-process: SyncBatchNorm (CUDA; not with double-backward penalties)
     nan_rollback: bool = True  # keep a last-good copy (in CPU memory) to roll back to after a non-finite loss
-    dist_timeout: int = 300  # seconds a collective may wait for the other ranks before the run stops
+    dist_timeout: int = 1800  # seconds a rank may wait for the others (longer than any evaluation) before it stops
 
 
 SECTIONS = ("model", "recipe", "data", "train")

@@ -169,11 +169,11 @@ def w_rank_hangs(rank, out, result, overrides):
         result["seconds"] = time.monotonic() - started
 
 
-def w_translation(rank, out, result, overrides, name):
+def w_translation(rank, out, result, overrides, name, target="pix2pix"):
     from ganforge.api import plan_run
     from ganforge.training.loop import Trainer
 
-    cfg, run_dir, _ = plan_run("pix2pix", None, overrides, name, runs_dir=out)
+    cfg, run_dir, _ = plan_run(target, None, overrides, name, runs_dir=out)
     trainer = Trainer(cfg, run_dir, echo=lambda *a, **k: None)
     trainer.run()
     result["fp"] = _fingerprint(trainer)
@@ -269,3 +269,19 @@ def test_a_rank_that_hangs_stops_the_others_within_the_timeout(tmp_path):
     assert err.startswith("DistributedError: rank 0 lost contact with the other processes at step 3"), r0
     assert r0["seconds"] < 14  # rank 0 gave up after the 3 s timeout, not after rank 1 woke up at 15 s
     assert r1.get("error", "").startswith("DistributedError: rank 1 lost contact"), r1
+
+
+@pytest.mark.parametrize("target,overrides", [
+    # two generators and two discriminators, several forwards per DDP module before one backward
+    ("cyclegan", ["model.image_size=32", "model.ngf=8", "model.ndf=8", "model.n_blocks=1", "train.batch_size=1",
+                  "data.source=demo:grass2gravel,n_train=4,n_test=2", "train.n_samples=2"]),
+    # the gradient penalty's double backward through the unwrapped critic, 5 critic steps a step
+    ("wgan-gp", ["model.ngf=8", "model.ndf=8", "train.batch_size=4"]),
+])
+def test_every_game_trains_in_step_across_ranks(tmp_path, monkeypatch, target, overrides):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    ov = overrides + ["train.progress=false", "train.device=cpu", "train.steps=2", "train.sample_every=100",
+                      "train.ckpt_every=100"]
+    r0, r1 = launch("w_translation", tmp_path, ov, "g", target)
+    assert "error" not in r0 and "error" not in r1, (r0.get("traceback"), r1.get("traceback"))
+    _assert_same(r0["fp"], r1["fp"], what="rank 1 vs rank 0: ")

@@ -266,21 +266,22 @@ class Trainer:
     def run(self) -> Path:
         """Train until train.steps; returns the run folder."""
         t = self.cfg.train
-        lock = None
-        if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            lock = ck.lock_run(self.run_dir)
-            removed = ck.clean_stale(self.run_dir / "checkpoints")
-            if removed:
-                self._note(f"removed {len(removed)} leftover temporary checkpoint item(s) of an earlier killed run")
-            atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
-        log = MetricsLog(self.run_dir / "metrics.jsonl", resume_step=self.step if self.resume else None,
-                         tensorboard_dir=(self.run_dir / "tb") if t.tensorboard else None) if self.main else None
+        lock = log = None
         handlers = {}
-        if threading_main():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                handlers[s] = signal.signal(s, self._on_signal)
         try:
+            if self.main:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                lock = ck.lock_run(self.run_dir)
+                removed = ck.clean_stale(self.run_dir / "checkpoints")
+                if removed:
+                    self._note(f"removed {len(removed)} leftover temporary checkpoint item(s) of an earlier "
+                               f"killed run")
+                atomic_write_text(self.run_dir / "config.yaml", self.cfg.to_yaml())
+                log = MetricsLog(self.run_dir / "metrics.jsonl", resume_step=self.step if self.resume else None,
+                                 tensorboard_dir=(self.run_dir / "tb") if t.tensorboard else None)
+            if threading_main():
+                for s in (signal.SIGINT, signal.SIGTERM):
+                    handlers[s] = signal.signal(s, self._on_signal)
             return self._run(log)
         finally:
             for s, h in handlers.items():
@@ -316,6 +317,7 @@ class Trainer:
                 bad, stop = ddp.agree([bad, self._stop_signal is not None], self.models.nets.values())
                 if bad:
                     self._recover(losses)
+                    window, tick, tick_images = {}, time.perf_counter(), self.images_seen  # those steps are undone
                     continue
                 self.recipe.end_of_step(ctx)
                 self.step += 1
