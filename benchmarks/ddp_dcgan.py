@@ -26,6 +26,17 @@ from pathlib import Path
 COUNTED = ("all_reduce", "broadcast", "barrier", "all_gather_object", "broadcast_object_list", "all_gather")
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,8 +143,8 @@ def main() -> None:
     for _ in range(a.repeats):  # interleaved: the machine is shared
         for label, world, threads, src in cases:
             rates[label].append(run(world, src, a.steps, a.batch // world, threads, count=False)["images_per_s"])
-    lines = [f"DCGAN 28 px (MNIST preset), global batch {a.batch}, {a.steps} steps, "
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch CPU, gloo:"]
+    lines = [f"DCGAN 28 px (MNIST preset), global batch {a.batch}, {a.steps} steps, {cpu_name()}, "
+             f"{os.cpu_count()} cores, torch CPU, gloo:"]
     for label, vals in rates.items():
         lines.append(f"  {label:<26} {sum(vals) / len(vals):8.1f} images/s  (runs: {', '.join(f'{v:.0f}' for v in vals)})")
     for label, src in [("this tree", a.src)] + ([("baseline", a.baseline_src)] if a.baseline_src else []):
@@ -147,8 +158,10 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not a.no_write:
+        cmd = "python benchmarks/ddp_dcgan.py " + " ".join(sys.argv[1:])
         write_section(Path(__file__).with_name("RESULTS.md"), "## Multi-process DCGAN (benchmarks/ddp_dcgan.py)",
-                      f"Run {time.strftime('%Y-%m-%d')}:\n\n```\n{text}\n```\n")
+                      f"_{time.strftime('%Y-%m-%d %H:%M')}_, `{cmd}`; the baseline is the commit before DDP "
+                      f"(hand-written all-reduce of every gradient tensor after backward).\n\n```\n{text}\n```\n")
 
 
 def write_section(results: Path, marker: str, content: str) -> None:
