@@ -33,6 +33,7 @@ bench: $(STAMP)
 
 judge: $(STAMP)
 	$(PY) scripts/train_judge.py
+	$(PY) scripts/calibrate_judge.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

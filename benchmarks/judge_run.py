@@ -2,8 +2,9 @@
 
     python benchmarks/judge_run.py RUN [-n 1000] [--record SECTION]
 
-Prints the share of samples the judge classifies with probability >= 0.9, the class histogram and, for
-conditional models, the share classified as the requested class (labels cycle through 0..9).
+Prints the share of samples the judge classifies with probability >= 0.9 (after its calibrated temperature)
+next to the ceiling, the share of real held-out digits it classifies so, and the ratio of the two; the class
+histogram and, for conditional models, the share classified as the requested class (labels cycle through 0..9).
 """
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def main() -> None:
     print(f"MNIST judge on {args.run}:")
     print(s.format())
     if args.record:
-        record(args.record, f"`python benchmarks/judge_run.py {args.run} -n {args.n}`\n\n```\n{s.format()}\n```\n"
+        record(args.record, f"`python benchmarks/judge_run.py {args.run} -n {args.n}`\n\n"
+               f"Confident {s.confident:.1%} against a ceiling of {s.ceiling:.1%} (real held-out digits, same threshold "
+               f"and temperature {s.temperature:.4f}): {s.of_ceiling:.1%} of the ceiling.\n\n```\n{s.format()}\n```\n"
                f"\n```json\n{json.dumps(s.as_dict())}\n```")
 
 

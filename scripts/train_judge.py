@@ -3,7 +3,9 @@
     python scripts/train_judge.py [--epochs 20] [--seed 0]
 
 Prints the held-out accuracy (built-in test split: the last 50 digits of each class, never trained on),
-writes src/ganforge/assets/mnist_judge.safetensors and pins its SHA-256 in ganforge/models/judge.py.
+writes src/ganforge/assets/mnist_judge.safetensors and pins its SHA-256 in ganforge/models/judge.py. The
+scoring temperature belongs to the old weights then: run scripts/calibrate_judge.py next (scores refuse
+to run until it has).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from safetensors.torch import save_file
 
 from ganforge.data import build_dataset
 from ganforge.models.judge import MNISTJudge, file_sha256
+from ganforge.models.judge import non_digits as negatives
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,28 +36,6 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     theta = torch.stack([torch.stack([cos, -sin, sh[:, 0]], 1), torch.stack([sin, cos, sh[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
-
-
-def negatives(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
-    """Images that are not digits: uniform noise, smooth random blobs, digits cut into shuffled 7x7 patches.
-
-    (Two digits overlaid were tried too: they pushed real thick digits into "not a digit".)
-    """
-    kind = torch.randint(0, 3, (n,), generator=g)
-    out = torch.empty(n, 1, 28, 28)
-    for i in range(n):
-        k = int(kind[i])
-        if k == 0:
-            out[i] = torch.rand(1, 28, 28, generator=g) * 2 - 1
-        elif k == 1:
-            r = int(torch.randint(1, 4, (1,), generator=g)) * 2 + 1
-            blob = F.avg_pool2d((torch.rand(1, 1, 28, 28, generator=g) * 2 - 1), r, 1, r // 2)
-            out[i] = (blob[0] * (2 + 4 * torch.rand(1, generator=g))).clamp(-1, 1)
-        else:
-            p = x[int(torch.randint(0, len(x), (1,), generator=g))].reshape(1, 4, 7, 4, 7).permute(1, 3, 0, 2, 4)
-            p = p.reshape(16, 1, 7, 7)[torch.randperm(16, generator=g)]
-            out[i] = p.reshape(4, 4, 1, 7, 7).permute(2, 0, 3, 1, 4).reshape(1, 28, 28)
-    return out
 
 
 def main() -> None:
@@ -102,6 +83,7 @@ def main() -> None:
     judge_py.write_text(text)
     print(f"held-out accuracy {acc:.4f} on {len(xte)} digits, {conf:.1%} of them confident (p >= 0.9), "
           f"{noise_ok:.1%} of uniform noise rejected; wrote {args.out} (sha256 {digest})")
+    print("confidence above is untempered (T = 1); now fit the scoring temperature: python scripts/calibrate_judge.py")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ weights ship in the package (assets/mnist_judge.safetensors, pinned by SHA-256).
 it has an eleventh "not a digit" class, trained on uniform noise, smooth random blobs and digits cut
 into shuffled 7x7 patches: a plain 10-way classifier calls uniform noise an "8" with probability 1.0, which would make the
 "confident digits" score meaningless for a GAN that has not learned yet.
+
+Scores divide the logits by a temperature fitted on held-out digits (scripts/calibrate_judge.py); the
+features and raw logits that FID/KID/IS use are not tempered.
 """
 from __future__ import annotations
 
@@ -21,6 +24,12 @@ from ..utils.hashing import sha256_file as file_sha256
 WEIGHTS_NAME = "mnist_judge.safetensors"
 # SHA-256 of the shipped weights; scripts/train_judge.py prints the new value when it retrains.
 WEIGHTS_SHA256 = "79d5c2f32e718b4689ccb2aaa60de3c8300899dba762ac04f0c9ecac27567832"
+# Softmax temperature for scoring only (metrics/judge_score.judge_images), fitted by scripts/calibrate_judge.py
+# (which prints it with the figures and rewrites both lines) on the calibration half of the held-out digits.
+# It belongs to the weights named on the second line: retraining changes WEIGHTS_SHA256 and judge_temperature()
+# then refuses to score until the judge is recalibrated, instead of silently tempering new weights with an old T.
+JUDGE_TEMPERATURE = 1.521596
+JUDGE_TEMPERATURE_WEIGHTS_SHA256 = "79d5c2f32e718b4689ccb2aaa60de3c8300899dba762ac04f0c9ecac27567832"
 
 
 class MNISTJudge(nn.Module):
@@ -60,6 +69,38 @@ class MNISTJudge(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.drop(self.features(x)))
+
+
+def judge_temperature() -> float:
+    """The shipped scoring temperature; an error if it was fitted for other weights than the shipped ones."""
+    if JUDGE_TEMPERATURE_WEIGHTS_SHA256 != WEIGHTS_SHA256:
+        raise GanforgeError(f"the MNIST judge temperature was fitted for weights {JUDGE_TEMPERATURE_WEIGHTS_SHA256[:12] or '(none)'}"
+                            f", not the shipped {WEIGHTS_SHA256[:12]}; recalibrate with: python scripts/calibrate_judge.py")
+    return JUDGE_TEMPERATURE
+
+
+def non_digits(digits: Tensor, n: int, g: torch.Generator) -> Tensor:
+    """n images that are not digits: uniform noise, smooth random blobs, `digits` cut into shuffled 7x7 patches.
+
+    The judge's "not a digit" class was trained on these (scripts/train_judge.py); the calibration reuses
+    them so the temperature is fitted on what that class means. (Two digits overlaid were tried too: they
+    pushed real thick digits into "not a digit".)
+    """
+    kind = torch.randint(0, 3, (n,), generator=g)
+    out = torch.empty(n, 1, 28, 28)
+    for i in range(n):
+        k = int(kind[i])
+        if k == 0:
+            out[i] = torch.rand(1, 28, 28, generator=g) * 2 - 1
+        elif k == 1:
+            r = int(torch.randint(1, 4, (1,), generator=g)) * 2 + 1
+            blob = F.avg_pool2d((torch.rand(1, 1, 28, 28, generator=g) * 2 - 1), r, 1, r // 2)
+            out[i] = (blob[0] * (2 + 4 * torch.rand(1, generator=g))).clamp(-1, 1)
+        else:
+            p = digits[int(torch.randint(0, len(digits), (1,), generator=g))].reshape(1, 4, 7, 4, 7).permute(1, 3, 0, 2, 4)
+            p = p.reshape(16, 1, 7, 7)[torch.randperm(16, generator=g)]
+            out[i] = p.reshape(4, 4, 1, 7, 7).permute(2, 0, 3, 1, 4).reshape(1, 28, 28)
+    return out
 
 
 def weights_path() -> Path:
