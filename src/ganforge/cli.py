@@ -273,10 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ref", default=None, help="reference data: built-in name (mnist) or a path; a translation "
                    "run defaults to the held-out split of its own data")
     e.add_argument("--metrics", default=None, help="comma list of fid,kid,is,pr,dc,psnr,ssim,l1 (default: fid,kid,pr; "
-                   "for a translation run its held-out psnr,ssim,l1)")
+                   "for a translation run its held-out psnr,ssim,l1, and for CycleGAN fid,kid of each direction "
+                   "and of the identity when the extractor is available)")
     e.add_argument("--n", type=_bounded_int(2), default=10000, help="number of generated (and at most reference) images")
-    e.add_argument("--extractor", default="auto", help="auto (mnist-judge for 1-channel data, else inception), "
-                   "inception or mnist-judge")
+    e.add_argument("--extractor", default="auto", help="auto (mnist-judge for 1-channel data, else inception; "
+                   "translation runs: inception), inception, mnist-judge or ganforge-photo-v1 (shipped, offline, "
+                   "for small colour images; its own scale, never comparable with Inception FID)")
     e.add_argument("--inception-weights", default=None, help="path of pt_inception-2015-12-05-6726825d.pth "
                    "(or set GANFORGE_INCEPTION)")
     e.add_argument("--ref-split", default="train", help="train or test split of the reference")

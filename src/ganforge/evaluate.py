@@ -3,7 +3,9 @@ protocol written beside every number.
 
 Distribution metrics (fid, kid, is, pr, dc) embed both sides with one feature extractor; generated images
 are quantised to 8 bits first, as they would be if saved as PNG (what pytorch-fid measures). Paired
-metrics (psnr, ssim, l1) compare two folders image by image, matched by file name.
+metrics (psnr, ssim, l1) compare two folders image by image, matched by file name. Translation runs are
+measured on their held-out split by their recipe; a CycleGAN run also by FID/KID of each direction against
+the other domain, next to the identity mapping's.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import Tensor
 from .errors import GanforgeError
 from .metrics import (
     METRIC_NAMES,
+    FeatureExtractor,
     build_record,
     compute_features,
     compute_metrics,
@@ -27,6 +30,7 @@ from .metrics import (
 from .metrics.reference import choose_extractor, dataset_batches, generator_batches, reference_stats
 
 PAIRED_METRICS = ("psnr", "ssim", "l1")
+TRANSLATION_DIST_METRICS = ("fid", "kid")  # of translations against the other domain (CycleGAN)
 
 
 def _target_kind(target: str) -> str:
@@ -46,7 +50,8 @@ def evaluate(target: str, ref: str | None, metrics: Sequence[str] | None = None,
     """Evaluate a run/checkpoint/folder against reference data; returns the JSON-ready record.
 
     A translation run is measured on held-out images of its own data (or of `ref`, a folder of the same
-    layout) by its recipe: PSNR/SSIM/L1 against the targets for Pix2Pix, cycle consistency for CycleGAN.
+    layout) by its recipe: PSNR/SSIM/L1 against the targets for Pix2Pix, cycle consistency for CycleGAN,
+    plus, for CycleGAN, FID/KID of each direction and of the identity (see evaluate_translation_run).
     """
     if n < 2:
         raise GanforgeError("--n must be at least 2")
@@ -55,7 +60,8 @@ def evaluate(target: str, ref: str | None, metrics: Sequence[str] | None = None,
 
         conf = read_config(resolve_checkpoint(target))
         if conf.get("task") in ("translate", "upscale"):
-            return evaluate_translation_run(target, ref, metrics, n, device)
+            return evaluate_translation_run(target, ref, metrics, n, device, extractor, batch_size, seed,
+                                            inception_weights, kid_subset_size)
     if metrics is None:
         metrics = ("fid", "kid", "pr")
     if ref is None:
@@ -115,9 +121,17 @@ def _evaluate_distribution(target, ref, names, n, extractor_name, batch_size, se
 
 
 def evaluate_translation_run(target: str, ref: str | None, metrics: Sequence[str] | None, n: int,
-                             device: str = "cpu") -> dict[str, Any]:
-    """Held-out metrics of a translation run, computed by its recipe on its generators (EMA when kept)."""
+                             device: str = "cpu", extractor: str = "auto", batch_size: int = 100, seed: int = 0,
+                             inception_weights: str | None = None, kid_subset_size: int = 1000) -> dict[str, Any]:
+    """Held-out metrics of a translation run, computed by its recipe on its generators (EMA when kept).
+
+    Pixel metrics come from the recipe's `evaluate_heldout`. A recipe with `heldout_translations`
+    (CycleGAN) also gets FID/KID of each direction against the other domain's held-out images, and of
+    the identity mapping as the trivial baseline: by default when the extractor is available (a note
+    says why not otherwise), always when --metrics names fid or kid (an error if it is unavailable).
+    """
     from .config import resolve
+    from .recipes._translation import TranslationRecipe
     from .registry import create_model, recipe_class
     from .training.checkpoint import load_into, load_weights, read_config, resolve_checkpoint
     from .training.device import pick_device
@@ -128,10 +142,36 @@ def evaluate_translation_run(target: str, ref: str | None, metrics: Sequence[str
     if not isinstance(run, dict):
         raise GanforgeError(f"{path / 'config.json'} has no run configuration")
     cfg = resolve({k: v for k, v in run.items() if k in ("model", "recipe", "data", "train", "preset")})
+    family = cfg.model["name"]
+    rcls = recipe_class(cfg.recipe["name"])
+    if getattr(rcls, "evaluate_heldout", TranslationRecipe.evaluate_heldout) is TranslationRecipe.evaluate_heldout:
+        raise GanforgeError(f"{family} runs have no held-out evaluation yet (recipe {cfg.recipe['name']!r} "
+                            f"defines none), so `ganforge eval` cannot measure {target}")
+    has_dist = hasattr(rcls, "heldout_translations")
+    allowed = PAIRED_METRICS + (TRANSLATION_DIST_METRICS if has_dist else ())
+    if metrics is None:
+        pixel, dist = list(PAIRED_METRICS), list(TRANSLATION_DIST_METRICS if has_dist else ())
+    else:
+        wanted = [m.strip().lower() for m in metrics if m.strip()]
+        bad = sorted(set(wanted) - set(allowed))
+        if bad:
+            raise GanforgeError(f"a {family} run is measured on held-out images with "
+                                f"{', '.join(allowed)}; not {', '.join(bad)}")
+        pixel = [m for m in wanted if m in PAIRED_METRICS]
+        dist = [m for m in wanted if m in TRANSLATION_DIST_METRICS]
+    ext, skipped = None, None
+    if dist:
+        # Translation data are photos, not digits: "auto" means Inception whatever the channel count.
+        try:
+            ext = choose_extractor(extractor, 3, inception_weights, device)
+        except GanforgeError as e:
+            if metrics is not None or extractor != "auto":
+                raise
+            skipped, dist = f"fid, kid not computed: {e}", []  # the default asks only for what is available
     if ref is not None:
         cfg.data.source = str(ref)
     dev = pick_device(device)
-    models = create_model(cfg.model["name"], **{k: v for k, v in cfg.model.items() if k != "name"}).to(dev)
+    models = create_model(family, **{k: v for k, v in cfg.model.items() if k != "name"}).to(dev)
     nets, used_ema = {}, []
     for key in models.io.nets.values():
         ema = (path / f"{key}_ema.safetensors").is_file()
@@ -139,22 +179,59 @@ def evaluate_translation_run(target: str, ref: str | None, metrics: Sequence[str
         nets[key] = models.nets[key].eval()
         if ema:
             used_ema.append(key)
-    rcls = recipe_class(cfg.recipe["name"])
     recipe = rcls(models, rcls.Config(**{k: v for k, v in cfg.recipe.items() if k != "name"}), dev)
     recipe.attach(cfg.train)
     recipe.build_dataset(cfg.data)
-    values = recipe.evaluate_heldout(nets, n)
-    if metrics is not None:
-        wanted = [m.strip().lower() for m in metrics if m.strip()]
-        bad = sorted(set(wanted) - set(PAIRED_METRICS))
-        if bad:
-            raise GanforgeError(f"a {cfg.model['name']} run is measured on held-out images with "
-                                f"{', '.join(PAIRED_METRICS)}; not {', '.join(bad)}")
-        values = {k: v for k, v in values.items() if any(m in k.split("_") for m in wanted)}
-    return {"target": str(target), "reference": str(cfg.data.source), "metrics": values,
-            "heldout": {"n": min(n, recipe.heldout_size()), "source": str(cfg.data.source),
-                        "split": getattr(recipe.heldout, "split", None),
-                        "ema": used_ema, "step": conf.get("step"), "outputs": "8-bit rounded"}}
+    values: dict[str, Any] = {}
+    if pixel:
+        values = recipe.evaluate_heldout(nets, n)
+        if metrics is not None:
+            values = {k: v for k, v in values.items() if any(m in k.split("_") for m in pixel)}
+    record: dict[str, Any] = {"target": str(target), "reference": str(cfg.data.source)}
+    if ext is not None:
+        images = recipe.heldout_translations(nets, n)
+        dist_values, info = translation_distribution_metrics(images, dist, ext, batch_size, seed, kid_subset_size)
+        values.update(dist_values)
+        record.update(build_record(values, ext, None, None, seed, options=info))  # the protocol beside the numbers
+    else:
+        record["metrics"] = values
+    record["heldout"] = {"n": min(n, recipe.heldout_size()), "source": str(cfg.data.source),
+                         "split": getattr(recipe.heldout, "split", None), "ema": used_ema, "step": conf.get("step"),
+                         "outputs": "8-bit rounded"}
+    if ext is not None:
+        record["heldout"]["n_A"], record["heldout"]["n_B"] = record["options"]["n_A"], record["options"]["n_B"]
+    if skipped:
+        record["heldout"]["skipped"] = skipped
+    return record
+
+
+def translation_distribution_metrics(images: dict[str, Tensor], names: Sequence[str], ext: FeatureExtractor,
+                                     batch_size: int, seed: int,
+                                     kid_subset_size: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """FID/KID of G_AB(A) vs B and G_BA(B) vs A, and of the identity (A vs B, B vs A), from held-out images."""
+    from .metrics import FeatureStats
+
+    def stats(x: Tensor) -> FeatureStats:
+        return compute_features(ext, (x[i:i + batch_size] for i in range(0, len(x), batch_size)), keep=len(x),
+                                seed=seed)
+
+    feats = {k: stats(v) for k, v in images.items()}
+    # One KID subset size for all four comparisons, so that they stay comparable with each other.
+    subset = min(kid_subset_size, feats["A"].count, feats["B"].count)
+    out: dict[str, float] = {}
+    kid_info: dict[str, Any] = {}
+    # (direction, real = the target domain, translated, identity = the input itself as the output)
+    for direction, real, fake, same in (("AtoB", "B", "AtoB", "A"), ("BtoA", "A", "BtoA", "B")):
+        for prefix, gen in (("", feats[fake]), ("identity_", feats[same])):
+            vals = compute_metrics(names, feats[real], gen, seed=seed, kid_subset_size=subset)
+            for k in ("fid", "kid_mean", "kid_std"):
+                if k in vals:
+                    out[f"{prefix}{k}_{direction}"] = vals[k]
+            kid_info = {k: vals[k] for k in ("kid_subsets", "kid_subset_size") if k in vals}
+    info = {"metrics": list(names), "n_A": feats["A"].count, "n_B": feats["B"].count, "quantized": "uint8",
+            **kid_info, "compared": {"*_AtoB": "G_AB(testA) vs testB", "*_BtoA": "G_BA(testB) vs testA",
+                                     "identity_*_AtoB": "testA vs testB", "identity_*_BtoA": "testB vs testA"}}
+    return out, info
 
 
 def evaluate_paired(pred_dir: str, target_dir: str, names: Sequence[str], y_channel: bool = False,
@@ -208,18 +285,27 @@ def evaluate_paired(pred_dir: str, target_dir: str, names: Sequence[str], y_chan
 
 def format_result(record: dict[str, Any]) -> str:
     """A small table of the metric values and the protocol behind them."""
-    lines = [f"{'metric':<16}{'value':>14}"]
+    width = max([16] + [len(k) + 2 for k in record["metrics"]])
+    lines = [f"{'metric':<{width}}{'value':>14}"]
     for k, v in record["metrics"].items():
-        lines.append(f"{k:<16}{v:>14.6g}" if isinstance(v, (int, float)) and v is not None else f"{k:<16}{str(v):>14}")
+        lines.append(f"{k:<{width}}{v:>14.6g}" if isinstance(v, (int, float)) and v is not None
+                     else f"{k:<{width}}{str(v):>14}")
+    h = record.get("heldout")
     if record.get("extractor"):
         lines.append(f"extractor {record['extractor']} (weights sha256 {str(record.get('weights_sha256'))[:16]}...), "
                      f"resize {record.get('resize_method')}")
-        lines.append(f"real {record.get('n_real')}  generated {record.get('n_generated')}  seed {record.get('seed')}  "
-                     f"ganforge {record.get('ganforge_version')}")
-    if record.get("heldout"):
-        h = record["heldout"]
+        if h:
+            lines.append(f"held-out A {h.get('n_A')}, B {h.get('n_B')}  seed {record.get('seed')}  ganforge "
+                         f"{record.get('ganforge_version')}; *_AtoB = G_AB(testA) vs testB, *_BtoA = G_BA(testB) "
+                         f"vs testA, identity_* = the input itself as the output")
+        else:
+            lines.append(f"real {record.get('n_real')}  generated {record.get('n_generated')}  seed "
+                         f"{record.get('seed')}  ganforge {record.get('ganforge_version')}")
+    if h:
         lines.append(f"held-out {h['source']} [{h['split']}]: {h['n']} items, step {h['step']}, "
                      f"EMA {', '.join(h['ema']) or 'no'}; baseline_* = the input itself as the output")
+        if h.get("skipped"):
+            lines.append(h["skipped"])
     if record.get("paired"):
         p = record["paired"]
         lines.append(f"paired images {p['n']} (unmatched {p['unmatched']}), y_channel={p['y_channel']}, "

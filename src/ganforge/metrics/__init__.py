@@ -3,7 +3,8 @@
 Metric functions take feature arrays (numpy or torch, rows are samples), so they do not depend on the
 extractor; `compute_features` streams image batches through an extractor into `FeatureStats`, and
 `build_record` writes down the protocol with the numbers. Nothing here downloads anything unless
-`fetch_inception_weights` is called.
+`fetch_inception_weights` is called; `ganforge-photo-v1` is a small shipped extractor for colour images
+when Inception weights cannot be had (its own scale: never comparable with Inception FID).
 """
 from .cache import cache_key, cached_reference_stats, canonical_json, reference_key_parts
 from .compute import METRIC_NAMES, compute_metrics

@@ -1,8 +1,9 @@
 """Feature extractors: the networks that embed images for FID, KID, IS and precision/recall, by name.
 
 A factory registers with `@register_extractor("name")`; `get_extractor("name", **kw)` builds one.
-Extractors whose modules are costly or optional to import (Inception, the MNIST judge) are listed in
-`_LAZY_PROVIDERS`: their module is imported on first request and registers itself then.
+Extractors whose modules are costly or optional to import (Inception, the MNIST judge, the offline
+photo CNN) are listed in `_LAZY_PROVIDERS`: their module is imported on first request and registers
+itself then.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ _EXTRACTORS: dict[str, Callable[..., "FeatureExtractor"]] = {}
 _LAZY_PROVIDERS: dict[str, str] = {
     "inception": "ganforge.metrics.inception",
     "mnist-judge": "ganforge.metrics.judge_extractor",
+    "ganforge-photo-v1": "ganforge.metrics.photo_extractor",
 }
 
 

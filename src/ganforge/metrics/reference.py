@@ -10,9 +10,15 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor
 
+from ..errors import GanforgeError
 from .cache import cached_reference_stats, reference_key_parts
 from .extractor import FeatureExtractor, get_extractor
+from .inception_weights import INCEPTION_ENV, INCEPTION_FILENAME, resolve_inception_weights
 from .stats import FeatureStats, compute_features
+
+# Where `ganforge weights fetch inception` puts the file unless told otherwise (its --to default).
+DEFAULT_WEIGHTS_DIR = "~/.cache/ganforge/weights"
+OFFLINE_EXTRACTOR = "ganforge-photo-v1"
 
 
 def cache_dir() -> Path:
@@ -64,13 +70,31 @@ def generator_batches(gen: Any, n: int, batch_size: int, seed: int) -> Iterator[
         yield quantize(gen.sample(b, seed=seed * 1_000_003 + i, labels=labels))
 
 
+def inception_weights_path(weights: str | None = None) -> Path:
+    """The Inception weight file: `weights`, else $GANFORGE_INCEPTION, else the default fetch location.
+
+    Raises a one-line GanforgeError saying how to get the file, and naming the offline extractor, if none exists.
+    """
+    if not weights and not os.environ.get(INCEPTION_ENV):
+        default = Path(DEFAULT_WEIGHTS_DIR).expanduser() / INCEPTION_FILENAME
+        weights = str(default) if default.is_file() else None
+    try:
+        return resolve_inception_weights(weights)
+    except GanforgeError as e:
+        # Never a silent switch to another extractor: its numbers are on another scale. Say it exists.
+        raise GanforgeError(f"{e}; or measure offline with --extractor {OFFLINE_EXTRACTOR} (in training: "
+                            f"train.eval_extractor={OFFLINE_EXTRACTOR}), on its own scale, not comparable with "
+                            f"Inception FID") from None
+
+
 def choose_extractor(name: str, channels: int, inception_weights: str | None, device: str) -> FeatureExtractor:
-    """The named extractor; "auto" is mnist-judge for 1-channel data, inception otherwise."""
+    """The named extractor; "auto" is mnist-judge for 1-channel data, inception otherwise (an error without
+    its weights: "auto" never switches to the offline ganforge-photo-v1 by itself)."""
     if name == "auto":
         name = "mnist-judge" if channels == 1 else "inception"
     kwargs: dict[str, Any] = {"device": device}
-    if name == "inception" and inception_weights:
-        kwargs["weights"] = inception_weights
+    if name == "inception":
+        kwargs["weights"] = str(inception_weights_path(inception_weights))
     return get_extractor(name, **kwargs)
 
 

@@ -157,7 +157,7 @@ class CycleGANRecipe(TranslationRecipe):
         """Cycle consistency on up to n held-out images of each domain: PSNR, SSIM and L1 of
         G_BA(G_AB(A)) against A and of G_AB(G_BA(B)) against B (outputs rounded to 8 bits), per domain
         and averaged. Without pairs, this is what can be measured pixel-wise; distribution metrics of the
-        translations against the other domain are `ganforge eval RUN --metrics fid,kid`."""
+        translations against the other domain come from `heldout_translations` (`ganforge eval RUN`)."""
         g_ab, g_ba = nets["G_AB"], nets["G_BA"]
         io_ab, io_ba = self.io.view("AtoB"), self.io.view("BtoA")
         sums: dict[str, float] = {}
@@ -182,6 +182,26 @@ class CycleGANRecipe(TranslationRecipe):
     def heldout_size(self) -> int:
         """Held-out items pair testA[i] with testB[i] (serial): as many as the smaller domain has."""
         return min(len(self.heldout.files_a), len(self.heldout.files_b))
+
+    @torch.no_grad()
+    def heldout_translations(self, nets: dict[str, nn.Module], n: int, batch_size: int = 16) -> dict[str, Tensor]:
+        """Up to n held-out images of each domain and their translations, rounded to 8 bits:
+        {"A", "B", "AtoB": G_AB(A), "BtoA": G_BA(B)}, for FID/KID against the other domain."""
+        ds = self.heldout
+        if ds is None:
+            raise GanforgeError("held-out data needs build_dataset to have run")
+        out: dict[str, list[Tensor]] = {"A": [], "B": [], "AtoB": [], "BtoA": []}
+        # Every image of each domain, not only the min(len A, len B) serial pairs evaluate_heldout uses:
+        # item i of the serial held-out set holds testA[i % len A] and testB[i % len B].
+        todo = (("A", "AtoB", nets["G_AB"], len(ds.files_a)), ("B", "BtoA", nets["G_BA"], len(ds.files_b)))
+        with eval_mode(nets["G_AB"], nets["G_BA"]):
+            for dom, direction, net, size in todo:
+                io = self.io.view(direction)
+                for i in range(0, min(n, size), batch_size):
+                    x = torch.stack([ds[j][dom] for j in range(i, min(i + batch_size, n, size))])
+                    out[dom].append(x)
+                    out[direction].append(quantize(io.generate(net, image=x)))
+        return {k: torch.cat(v) for k, v in out.items()}
 
     # ---- state ---------------------------------------------------------------------------------------
     def training_state(self) -> dict[str, Any]:
