@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .errors import GanforgeError, TrainingDiverged
+from .utils.paths import weights_dir
 
 
 def _rank() -> int:
@@ -296,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = w.add_subparsers(dest="weights_cmd", required=True)
     wf = wsub.add_parser("fetch", help="download and verify (SHA-256) a weight file")
     wf.add_argument("name", help="inception")
-    wf.add_argument("--to", default=str(Path("~/.cache/ganforge/weights").expanduser()))
+    wf.add_argument("--to", default=str(weights_dir()), help="destination folder (default: $GANFORGE_CACHE/weights, "
+                    "where evaluation looks)")
     wf.add_argument("--url", default=None, help="mirror URL (file:// works)")
     wf.set_defaults(func=cmd_weights_fetch)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import GanforgeError
+from ..utils.paths import cache_root
 
 DEMO_PREFIX = "demo:"
 # demo name -> (layout, maker keyword arguments)
@@ -26,11 +27,6 @@ DEMOS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 _DEMO_OPTIONS = {"paired": {"n_train": int, "n_test": int, "seed": int, "holdout": str},
                  "unpaired": {"n_train": int, "n_test": int, "seed": int}}
-
-
-def cache_root() -> Path:
-    """$GANFORGE_CACHE (default ~/.cache/ganforge)."""
-    return Path(os.environ.get("GANFORGE_CACHE", "~/.cache/ganforge")).expanduser()
 
 
 def parse_demo(source: str) -> tuple[str, dict[str, Any]] | None:

@@ -11,19 +11,18 @@ import torch
 from torch import Tensor
 
 from ..errors import GanforgeError
+from ..utils.paths import cache_root, weights_dir
 from .cache import cached_reference_stats, reference_key_parts
 from .extractor import FeatureExtractor, get_extractor
 from .inception_weights import INCEPTION_ENV, INCEPTION_FILENAME, resolve_inception_weights
 from .stats import FeatureStats, compute_features
 
-# Where `ganforge weights fetch inception` puts the file unless told otherwise (its --to default).
-DEFAULT_WEIGHTS_DIR = "~/.cache/ganforge/weights"
 OFFLINE_EXTRACTOR = "ganforge-photo-v1"
 
 
 def cache_dir() -> Path:
     """Where reference statistics are cached ($GANFORGE_CACHE/stats or ~/.cache/ganforge/stats)."""
-    return Path(os.environ.get("GANFORGE_CACHE", "~/.cache/ganforge")).expanduser() / "stats"
+    return cache_root() / "stats"
 
 
 def quantize(images: Tensor) -> Tensor:
@@ -76,7 +75,7 @@ def inception_weights_path(weights: str | None = None) -> Path:
     Raises a one-line GanforgeError saying how to get the file, and naming the offline extractor, if none exists.
     """
     if not weights and not os.environ.get(INCEPTION_ENV):
-        default = Path(DEFAULT_WEIGHTS_DIR).expanduser() / INCEPTION_FILENAME
+        default = weights_dir() / INCEPTION_FILENAME  # where `ganforge weights fetch` puts it
         weights = str(default) if default.is_file() else None
     try:
         return resolve_inception_weights(weights)

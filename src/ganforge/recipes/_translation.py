@@ -137,10 +137,6 @@ class TranslationRecipe(Recipe):
                                 "set recipe.total_steps")
         return lr_factor(step, *self.schedule)
 
-    def lr_at(self, step: int) -> float:
-        """The learning rate the schedule gives 0-based `step` (before NaN-recovery reductions)."""
-        return self.cfg.lr * self.lr_factor(step)
-
     def check_schedule(self) -> None:
         """Refuse to train without a planned schedule (one clear line, before any update)."""
         if self.schedule is None:

@@ -91,9 +91,7 @@ class Recipe:
         self.amp = amp
         self.train_cfg: Any = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.schedulers: dict[str, Any] = {}
         self.lr_scale = 1.0  # the loop's NaN-recovery reductions, kept across resumes and schedule updates
-        self.nonfinite_steps = 0
         self._amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         self._use_scaler = amp and device.type == "cuda"
         self.scalers: dict[str, torch.amp.GradScaler] = {}
@@ -162,9 +160,7 @@ class Recipe:
         raise GanforgeError(f"recipe {type(self).__name__} does not generate images for distribution metrics")
 
     def end_of_step(self, ctx: StepContext) -> None:
-        """Advance learning-rate schedules once per completed step."""
-        for sch in self.schedulers.values():
-            sch.step()
+        """Called after every completed step (schedules that are not a pure function of the step)."""
 
     # ---- learning rates ------------------------------------------------------------------------
     def base_hparams(self, name: str) -> dict[str, Any]:
@@ -264,13 +260,11 @@ class Recipe:
 
     # ---- state for checkpoints ---------------------------------------------------------------
     def training_state(self) -> dict[str, Any]:
-        """Optimizer, scheduler and scaler state and the NaN-recovery scale (tensors and primitives only)."""
+        """Optimizer and grad-scaler state and the NaN-recovery scale (tensors and primitives only)."""
         return {
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "lr_scale": self.lr_scale,
-            "nonfinite_steps": self.nonfinite_steps,
         }
 
     def load_training_state(self, state: dict[str, Any], step: int | None = None) -> None:
@@ -283,15 +277,11 @@ class Recipe:
                 o.load_state_dict(state["optimizers"][k])
             except (ValueError, KeyError) as e:
                 raise GanforgeError(f"optimizer state {k!r} in the checkpoint does not fit this model: {e}") from None
-        for k, s in self.schedulers.items():
-            if k in state.get("schedulers", {}):
-                s.load_state_dict(state["schedulers"][k])
         for k, sd in (state.get("scalers") or {}).items():
             if self._scaler(k) is not None:
                 self.scalers[k].load_state_dict(sd)
         self.lr_scale = float(state.get("lr_scale", 1.0))
         if not math.isfinite(self.lr_scale) or self.lr_scale <= 0:
             raise GanforgeError(f"checkpoint holds an invalid learning-rate scale {self.lr_scale}")
-        self.nonfinite_steps = int(state.get("nonfinite_steps", 0))
         if step is not None:
             self.apply_hparams(step)
