@@ -116,12 +116,17 @@ def test_fid_and_kid_separate_photos_not_crops_of_the_same_photo(ext):
     same_mix = _fid_kid(ext, *mix)
     grey = _fid_kid(ext, mix[0], mix[1].mean(1, keepdim=True))
     assert grey[0] > 5 * same_mix[0] and grey[1] > 5 * same_mix[1]
+    # texture, not only colour: blurring grass keeps its mean colour but must read as different
+    blurred = F.avg_pool2d(F.pad(grass[1], (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    blur = _fid_kid(ext, grass[0], blurred)
+    assert blur[0] > 5 * same_grass[0] and blur[1] > 5 * same_grass[1]
     # and the numbers are reproducible
     assert _fid_kid(ext, *grass) == same_grass
 
 
 def test_auto_never_switches_to_the_offline_extractor(tmp_path, monkeypatch):
     monkeypatch.delenv("GANFORGE_INCEPTION", raising=False)
+    monkeypatch.delenv("GANFORGE_CACHE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no weights at the default fetch location either
     with pytest.raises(GanforgeError) as e:
         reference.choose_extractor("auto", 3, None, "cpu")
