@@ -23,7 +23,7 @@ demo: $(STAMP)
 	  echo "continuing $(DEMO) (delete it for a fresh demo)"; $(GF) train --resume $(DEMO); \
 	else $(GF) train dcgan --name $(notdir $(DEMO)) train.runs_dir=$(dir $(DEMO)); fi
 	$(GF) sample $(DEMO) -n 100 --nrow 10 --out $(DEMO)/final-samples.png
-	$(PY) benchmarks/judge_run.py $(DEMO) -n 1000
+	$(PY) benchmarks/judge_run.py $(DEMO) -n 2000
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,17 +1,21 @@
 """Pix2Pix and CycleGAN demos: held-out quality, training throughput and seamless tiled translation.
 
-    python benchmarks/translation.py [--pix2pix-run RUN] [--cyclegan-run RUN] [--p2p-steps N] [--cyc-steps N]
+    python benchmarks/translation.py [--pix2pix-presets P,P] [--pix2pix-run RUN] [--cyclegan-run RUN]
+                                     [--p2p-steps N] [--cyc-steps N]
                                      [--out DIR] [--record SECTION]
 
-Without --*-run it trains the `pix2pix` and `cyclegan` presets (built-in demo data, 64 px) first. Then:
+Without --*-run it trains the presets (built-in demo data, 64 px) first. Then:
 
-- Pix2Pix (demo:colorize, grey -> colour): L1, PSNR and SSIM of G(input) against the target on the
-  held-out split, beside the identity baseline (the grey input itself against the target). G in eval mode
-  (what `ganforge translate` uses), and also in train mode with batch 1 and dropout, the reference
-  test.py's default.
+- Pix2Pix, each preset of --pix2pix-presets (default: `pix2pix` on demo:labels, label map -> photo, and
+  `pix2pix-colorize` on demo:colorize): L1, PSNR and SSIM of G(input) against the target on the held-out
+  split (the recipe's own evaluation, as `ganforge eval`), beside the two trivial baselines, the input
+  copied and the per-pixel mean of the training targets, and the margin over the better of them. G in
+  eval mode (what `ganforge translate` uses), and also in train mode with batch 1 and dropout, the
+  reference test.py's default.
 - CycleGAN (demo:grass2gravel): cycle-reconstruction L1 both ways on the held-out images, how far the
-  translated images' colour statistics moved toward the target domain, and FID/KID between translated and
-  target-domain images when Inception weights are available ($GANFORGE_INCEPTION; skipped otherwise).
+  translated images' colour statistics moved toward the target domain, and FID/KID of each direction and of
+  the identity mapping against the target domain's held-out images (`ganforge eval`'s code): Inception
+  when $GANFORGE_INCEPTION names its weights, the offline ganforge-photo-v1 extractor otherwise.
 - Throughput: median images/s over the logged steps of each run's metrics.jsonl.
 - Large images: a full photo (Pix2Pix: the `coffee` photo, grey, 400x600; CycleGAN: the full 512x512
   `grass` texture) translated with the default tiling (tile = training size, overlap = tile/4, raised-
@@ -169,72 +173,100 @@ def photo(name: str, grey: bool = False) -> torch.Tensor:
 
 
 # ---- the two models -------------------------------------------------------------------------------------
-def bench_pix2pix(run: Path, out: Path) -> tuple[str, dict]:
+def task_input(run_root: Path, photo_rgb: torch.Tensor) -> torch.Tensor:
+    """A full bundled photo turned into the demo task's input (labels, grey or edges), as the crops were."""
+    from PIL import Image
+
+    from ganforge.data import translation_demo as td
+
+    manifest = json.loads((run_root / "manifest.json").read_text())
+    task = manifest["params"]["task"]
+    img = Image.fromarray(((photo_rgb[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy())
+    if task == "labels":
+        src = td.label_map(img, np.array(manifest["colour_classes"]))
+    elif task == "edges":
+        src = td.edges(img.convert("L"))
+    else:
+        src = img.convert("L")
+    return from_uint8(np.array(src.convert("RGB")))[None]
+
+
+PIX_ROWS = (("G, eval mode (`ganforge translate`, `ganforge eval`)", ""),
+            ("input copied (baseline)", "baseline_"), ("mean of the training targets (baseline)", "mean_target_"))
+
+
+def bench_pix2pix(run: Path, out: Path, preset: str) -> tuple[str, dict]:
     cfg, recipe = recipe_for(run)
     a, b = stack(recipe.heldout, "A"), stack(recipe.heldout, "B")
-    g = ganforge.load(run)  # eval mode
+    g = ganforge.load(run)  # eval mode, EMA weights when kept
+    m = recipe.evaluate_heldout({"G": g.net}, len(a))  # the same numbers as `ganforge eval RUN`
     with torch.no_grad():
         fake = g.net(a)
-    ev, ident = fmt_metrics(fake, b), fmt_metrics(a, b)
     torch.manual_seed(0)
     g.net.train()  # the reference test.py default: dropout on, each image normalised by its own statistics
     with torch.no_grad():
         fake_train = torch.cat([g.net(a[i:i + 1]) for i in range(len(a))])
     g.net.eval()
-    tr = fmt_metrics(fake_train, b)
+    tr = {"l1": float(l1(fake_train, b).mean()), "psnr": float(psnr(fake_train, b).mean()),
+          "ssim": float(ssim(fake_train, b).mean())}
     n = min(8, len(a))
-    save_grid(torch.stack([a[:n], fake[:n], b[:n]], 1).flatten(0, 1), out / "pix2pix-heldout.png", nrow=6)
+    save_grid(torch.stack([a[:n], fake[:n], b[:n]], 1).flatten(0, 1), out / f"{preset}-heldout.png", nrow=6)
     rate, secs = throughput(run)
     size = cfg.model["image_size"]
-    # The right quarter of the photo was held out of training (demo holdout="regions").
-    coffee, coffee_grey = photo("coffee"), photo("coffee", grey=True)
-    big = large_translation(g.net, coffee_grey, size, 2 ** g.net.num_downs, out, "pix2pix-coffee")
+    # The right quarter of each photo was held out of training (demo holdout="regions").
+    coffee = photo("coffee")
+    coffee_in = task_input(recipe.data_root(str(cfg.data.source), "paired", size), coffee)
+    big = large_translation(g.net, coffee_in, size, 2 ** g.net.num_downs, out, f"{preset}-coffee")
     cut = int(coffee.shape[-1] * 0.75)
     region = fmt_metrics(big.pop("blended")[..., cut:], coffee[..., cut:])
-    region_id = fmt_metrics(coffee_grey[..., cut:], coffee[..., cut:])
     steps = read_metrics(run)[-1]["step"]
+    rows = [f"| {name} | {m[p + 'l1']:.4f} | {m[p + 'psnr']:.2f} | {m[p + 'ssim']:.4f} |"
+            for name, p in PIX_ROWS if p + "psnr" in m]
+    rows.append(f"| G, train mode, batch 1 (reference test.py default) | {tr['l1']:.4f} | {tr['psnr']:.2f} | "
+                f"{tr['ssim']:.4f} |")
+    bases = [p for _, p in PIX_ROWS[1:] if p + "psnr" in m]
+    margin = {k: min((m[k] - m[p + k]) * (-1 if k == "l1" else 1) for p in bases) for k in ("psnr", "ssim", "l1")}
+    beats = all(v > 0 for v in margin.values())
     lines = [
-        f"**Pix2Pix**, preset `pix2pix` ({cfg.model['image_size']} px, ngf={cfg.model['ngf']}, ndf={cfg.model['ndf']}, "
-        f"batch {cfg.train.batch_size}), {steps} steps on `{cfg.data.source}`; {len(a)} held-out pairs:",
+        f"**Pix2Pix**, preset `{preset}` ({size} px, ngf={cfg.model['ngf']}, ndf={cfg.model['ndf']}, "
+        f"batch {cfg.train.batch_size}), {steps} steps on `{cfg.data.source}`; {len(a)} held-out pairs "
+        f"(8-bit outputs):",
         "",
-        "| | L1 ↓ | PSNR dB ↑ | SSIM ↑ | luma L1 ↓ | chroma L1 ↓ | mean chroma |",
-        "|---|---|---|---|---|---|---|",
-        *[f"| {name} | {m['l1']:.4f} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['luma_l1']:.4f} | {m['chroma_l1']:.4f} "
-          f"| {m['chroma']:.4f} |" for name, m in (
-              ("identity baseline (grey input vs target)", ident), ("G, eval mode (`ganforge translate`)", ev),
-              ("G, train mode, batch 1 (reference test.py default)", tr))],
+        "| | L1 ↓ | PSNR dB ↑ | SSIM ↑ |",
+        "|---|---|---|---|",
+        *rows,
         "",
-        f"Luma / chroma: full-range BT.601 Y and (Cb, Cr) on the [0, 1] scale; the grey input has the target's "
-        f"luma exactly and zero chroma, so it is a strong baseline for pixel metrics (targets' mean chroma "
-        f"{fmt_metrics(b, b)['chroma']:.4f}).",
+        f"Margin of G (eval mode) over the better baseline on each metric: PSNR {margin['psnr']:+.2f} dB, SSIM "
+        f"{margin['ssim']:+.4f}, L1 {margin['l1']:+.4f} (lower is better, shown so that positive is better): "
+        f"{'beats both baselines on all three' if beats else 'does NOT beat both baselines on every metric'}.",
         "",
-        f"Training: {rate:.1f} images/s (median), {secs:.0f} s in all. Full `coffee` photo (grey, {big['size']}): "
-        f"{big['seconds']:.2f} s tiled; on its held-out right quarter PSNR {region['psnr']:.2f} dB / SSIM "
-        f"{region['ssim']:.4f} vs {region_id['psnr']:.2f} / {region_id['ssim']:.4f} for the grey input.",
+        f"Training: {rate:.1f} images/s (median), {secs:.0f} s in all. Full `coffee` photo ({big['size']}) as the "
+        f"task's input: {big['seconds']:.2f} s tiled; on its held-out right quarter PSNR {region['psnr']:.2f} dB / "
+        f"SSIM {region['ssim']:.4f}.",
     ]
-    return "\n".join(lines), {"heldout_eval": ev, "heldout_train_mode": tr, "identity": ident, "images_per_s": rate,
-                              "train_seconds": secs, "large": big, "coffee_right_quarter": region,
-                              "coffee_right_quarter_identity": region_id}
+    return "\n".join(lines), {"heldout": m, "heldout_train_mode": tr, "margins": margin, "beats_baselines": beats,
+                              "images_per_s": rate, "train_seconds": secs, "large": big,
+                              "coffee_right_quarter": region}
 
+def fid_kid(run: Path) -> tuple[str, dict]:
+    """FID/KID of each direction and of the identity mapping on the held-out images, through `ganforge eval`'s
+    own code: Inception when its weights are present, the offline ganforge-photo-v1 extractor otherwise."""
+    from ganforge.evaluate import evaluate_translation_run
 
-def fid_kid(fake: torch.Tensor, real: torch.Tensor, source: torch.Tensor) -> str:
-    """FID/KID of translated and of untranslated images against the target domain, or why skipped."""
-    from ganforge.errors import GanforgeError
-    from ganforge.metrics import compute_features, compute_metrics, get_extractor
-
-    if not os.environ.get("GANFORGE_INCEPTION"):
-        return "FID/KID skipped: no Inception weights (set GANFORGE_INCEPTION to the pinned pt_inception file)."
-    try:
-        ext = get_extractor("inception", device="cpu")
-    except GanforgeError as e:
-        return f"FID/KID skipped: {e}"
-    n = len(real)
-    stats = {k: compute_features(ext, [x], keep=len(x)) for k, x in (("real", real), ("fake", fake), ("src", source))}
-    m_fake = compute_metrics(["fid", "kid"], stats["real"], stats["fake"], kid_subset_size=min(n, len(fake)))
-    m_src = compute_metrics(["fid", "kid"], stats["real"], stats["src"], kid_subset_size=min(n, len(source)))
-    return (f"Inception FID / KID x1000 vs held-out B ({n} images, a very small sample: read as a trend): "
-            f"G_AB(A) {m_fake['fid']:.1f} / {1000 * m_fake['kid_mean']:.2f}, untranslated A "
-            f"{m_src['fid']:.1f} / {1000 * m_src['kid_mean']:.2f}.")
+    ext = "inception" if os.environ.get("GANFORGE_INCEPTION") else "ganforge-photo-v1"
+    rec = evaluate_translation_run(str(run), None, ["fid", "kid"], 10_000, extractor=ext,
+                                   inception_weights=os.environ.get("GANFORGE_INCEPTION"))
+    m = rec["metrics"]
+    rows = ["| direction | FID: G | FID: identity | KID x1000: G | KID x1000: identity |", "|---|---|---|---|---|"]
+    for d, name in (("AtoB", "G_AB(A) vs held-out B"), ("BtoA", "G_BA(B) vs held-out A")):
+        rows.append(f"| {name} | {m[f'fid_{d}']:.2f} | {m[f'identity_fid_{d}']:.2f} | {1000 * m[f'kid_mean_{d}']:.2f} "
+                    f"± {1000 * m[f'kid_std_{d}']:.2f} | {1000 * m[f'identity_kid_mean_{d}']:.2f} ± "
+                    f"{1000 * m[f'identity_kid_std_{d}']:.2f} |")
+    head = (f"FID/KID with extractor `{rec.get('extractor')}` "
+            f"({'NOT Inception: not comparable with published FIDs' if ext != 'inception' else 'Inception'}), "
+            f"{rec['heldout']['n']} held-out images per domain; identity = the untranslated input against the "
+            f"target domain, the trivial baseline:")
+    return head + "\n\n" + "\n".join(rows), m
 
 
 def bench_cyclegan(run: Path, out: Path) -> tuple[str, dict]:
@@ -261,6 +293,7 @@ def bench_cyclegan(run: Path, out: Path) -> tuple[str, dict]:
     big = large_translation(g_ab, photo("grass"), size, 4, out, "cyclegan-grass")
     big.pop("blended")
     steps = read_metrics(run)[-1]["step"]
+    fid_text, fid = fid_kid(run)
     lines = [
         f"**CycleGAN**, preset `cyclegan` ({size} px, ngf={cfg.model['ngf']}, ndf={cfg.model['ndf']}, "
         f"{cfg.model['n_blocks']} blocks, batch {cfg.train.batch_size}), {steps} steps on `{cfg.data.source}`; "
@@ -270,18 +303,19 @@ def bench_cyclegan(run: Path, out: Path) -> tuple[str, dict]:
         f"- colour statistics distance to the target domain (mean |Δ channel mean| + |Δ channel std|): "
         f"G_AB(A) vs B {dist(fb, b):.4f} (untranslated A vs B {dist(a, b):.4f}); "
         f"G_BA(B) vs A {dist(fa, a):.4f} (untranslated B vs A {dist(b, a):.4f})",
-        f"- {fid_kid(fb, b, a)}",
         f"- training: {rate:.1f} images/s (median), {secs:.0f} s in all",
+        "",
+        fid_text,
     ]
     return "\n".join(lines), {"cycle_l1_a": cyc_a, "cycle_l1_b": cyc_b, "colour_dist_ab": dist(fb, b),
                               "colour_dist_a_b": dist(a, b), "colour_dist_ba": dist(fa, a),
-                              "images_per_s": rate, "train_seconds": secs, "large": big}
+                              "images_per_s": rate, "train_seconds": secs, "large": big, "fid_kid": fid}
 
 
 def seam_table(p2p: dict, cyc: dict) -> str:
     rows = ["| large image | tile / overlap | seam ratio: input | blended (default) | input, overlap-0 grid | "
             "naive (overlap 0) | mean abs. difference to one full pass: blended | naive |", "|---|---|---|---|---|---|---|---|"]
-    for name, r in (("Pix2Pix, `coffee` grey", p2p["large"]), ("CycleGAN G_AB, `grass`", cyc["large"])):
+    for name, r in (("Pix2Pix (first preset), `coffee` as its input", p2p["large"]), ("CycleGAN G_AB, `grass`", cyc["large"])):
         rows.append(f"| {name} {r['size']} | {r['tile']} / {r['overlap']} | {r['seam_input']:.3f} | "
                     f"{r['seam_blended']:.3f} | {r['seam_input_naive_grid']:.3f} | {r['seam_naive']:.3f} | "
                     f"{r['blended_vs_full_l1']:.4f} | {r['naive_vs_full_l1']:.4f} |")
@@ -290,7 +324,8 @@ def seam_table(p2p: dict, cyc: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pix2pix-run")
+    ap.add_argument("--pix2pix-run", help="an existing run of the first --pix2pix-presets preset")
+    ap.add_argument("--pix2pix-presets", default="pix2pix,pix2pix-colorize")
     ap.add_argument("--cyclegan-run")
     ap.add_argument("--p2p-steps", type=int, default=None, help="steps when training pix2pix (default: the preset's)")
     ap.add_argument("--cyc-steps", type=int, default=None, help="steps when training cyclegan (default: the preset's)")
@@ -304,15 +339,20 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    p2p_run = Path(args.pix2pix_run) if args.pix2pix_run else train_preset("pix2pix", args.p2p_steps, out / "runs")
+    p2p_texts, p2ps = [], {}
+    for i, preset in enumerate(args.pix2pix_presets.split(",")):
+        run = Path(args.pix2pix_run) if args.pix2pix_run and i == 0 else train_preset(preset, args.p2p_steps,
+                                                                                      out / "runs")
+        text, p2ps[preset] = bench_pix2pix(run, out, preset)
+        p2p_texts.append(text)
+    p2p = next(iter(p2ps.values()))
     cyc_run = Path(args.cyclegan_run) if args.cyclegan_run else train_preset("cyclegan", args.cyc_steps, out / "runs")
-    p2p_text, p2p = bench_pix2pix(p2p_run, out)
     cyc_text, cyc = bench_cyclegan(cyc_run, out)
     cmd = " ".join(["python benchmarks/translation.py", *sys.argv[1:]])
     body = "\n\n".join([
         f"`{cmd}` ({torch.get_num_threads()} torch thread(s); 1-minute load average {load0:.1f} at the start and "
         f"{os.getloadavg()[0]:.1f} at the end: throughput figures are only comparable on an otherwise idle machine)",
-        p2p_text, cyc_text,
+        *p2p_texts, cyc_text,
         "**Tiled translation of images larger than the training size** (`ganforge translate` defaults: tile = "
         "training size, overlap = tile/4, raised-cosine blending). Seam ratio = mean |pixel step| within 2 px "
         "of tile borders / mean |pixel step| everywhere; 1.0 means the borders are invisible in this statistic. "
@@ -322,11 +362,11 @@ def main() -> None:
         "crops were like, and these columns do not measure seams.",
         seam_table(p2p, cyc),
         f"Sheets and large translations: `{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/` "
-        "(pix2pix-heldout.png: input | output | target; cyclegan-heldout.png: A | G_AB(A) | G_BA(G_AB(A)) | "
+        "(PRESET-heldout.png: input | output | target; cyclegan-heldout.png: A | G_AB(A) | G_BA(G_AB(A)) | "
         "B | G_BA(B) | G_AB(G_BA(B)); *-blended/naive/full-pass.png).",
     ])
     print(body)
-    (out / "results.json").write_text(json.dumps({"pix2pix": p2p, "cyclegan": cyc}, indent=1, default=float))
+    (out / "results.json").write_text(json.dumps({"pix2pix": p2ps, "cyclegan": cyc}, indent=1, default=float))
     if args.record:
         record(args.record, body)
 

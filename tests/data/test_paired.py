@@ -280,7 +280,7 @@ def _check_items_match_sources(root: Path, items: list[dict], folder_of, image_s
 
 
 def test_pix2pix_demo_regions_are_disjoint_and_truthful(tmp_path):
-    m = demo.make_pix2pix_demo(tmp_path, image_size=32, n_train=14, n_test=7, seed=1)
+    m = demo.make_pix2pix_demo(tmp_path, image_size=32, n_train=14, n_test=7, seed=1, task="colorize")
     items = m["items"]
     assert sum(it["split"] == "train" for it in items) == 14
     for name in {it["photo"] for it in items}:
@@ -307,6 +307,44 @@ def test_pix2pix_demo_photo_holdout_and_edges(tmp_path):
     _check_items_match_sources(tmp_path, m["items"], lambda it: f"{it['split']}/B", 32)
     edges = np.stack([np.asarray(Image.open(f)) for f in sorted((tmp_path / "train" / "A").iterdir())])
     assert set(np.unique(edges)) == {0, 255}  # black edges on white, nothing in between
+
+
+def test_pix2pix_labels_demo_classes_come_from_training_crops_only(tmp_path):
+    m = demo.make_pix2pix_demo(tmp_path / "x", image_size=32, n_train=12, n_test=3, seed=2)  # labels: the default
+    m5 = demo.make_pix2pix_demo(tmp_path / "y", image_size=32, n_train=12, n_test=6, seed=2)
+    centres = np.array(m["colour_classes"])
+    assert centres.shape == (demo.LABEL_CLASSES, 3)
+    assert np.array_equal(centres, np.array(m5["colour_classes"]))  # more test crops change nothing
+    luma = centres @ np.array([0.299, 0.587, 0.114])
+    assert np.all(np.diff(luma) > 0)  # numbered from dark to light
+    _check_items_match_sources(tmp_path / "x", m["items"], lambda it: f"{it['split']}/B", 32)
+    trains = [Image.open(f) for f in sorted((tmp_path / "x" / "train" / "B").iterdir())]
+    refit = demo.fit_colour_classes(trains, seed=2)
+    assert np.allclose(refit, centres, atol=1e-3)
+    palette = np.array(demo.LABEL_PALETTE)
+    for split in ("train", "test"):
+        for f in sorted((tmp_path / "x" / split / "A").iterdir()):
+            a = np.asarray(Image.open(f).convert("RGB")).reshape(-1, 3)
+            b = np.asarray(Image.open(tmp_path / "x" / split / "B" / f.name).convert("RGB"), dtype=float).reshape(-1, 3)
+            nearest = ((b[:, None] - centres[None]) ** 2).sum(2).argmin(1)
+            assert np.array_equal(a, palette[nearest]), f  # each pixel: its nearest class, in the palette
+
+
+def test_colour_classes_match_sklearn_kmeans(tmp_path):
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(0)
+    blobs = np.concatenate([rng.normal(c, 6, size=(400, 3)) for c in (20, 70, 120, 160, 200, 240)]).clip(0, 255)
+    img = Image.fromarray(blobs.reshape(60, 40, 3).astype(np.uint8))
+    px = np.asarray(img, dtype=float).reshape(-1, 3)
+    ours = demo.fit_colour_classes([img], k=6, seed=0, sample=len(px))
+    ref = KMeans(6, n_init=10, random_state=0).fit(px)
+
+    def inertia(c):
+        return ((px[:, None] - c[None]) ** 2).sum(2).min(1).sum()
+
+    assert inertia(ours) <= inertia(ref.cluster_centers_) * 1.01
+    assert np.allclose(np.sort(ours[:, 0]), np.sort(ref.cluster_centers_[:, 0]), atol=1.0)
 
 
 def test_demo_is_deterministic_and_reused(tmp_path):

@@ -42,6 +42,14 @@ def test_eval_of_a_pix2pix_run_reports_heldout_metrics_and_the_baseline(tmp_path
     b = torch.stack([ds[i]["B"] for i in range(6)])
     assert m["baseline_psnr"] == pytest.approx(float(psnr(a, b).clamp(max=100).mean()), rel=1e-5)
     assert m["psnr"] != pytest.approx(m["baseline_psnr"])
+    # the second baseline: the per-pixel mean of the 16 training targets (unaugmented), 8-bit rounded
+    tr = PairedDataset(demo_folder("demo:colorize,n_train=16,n_test=6", "paired", 32), split="train", image_size=32,
+                       load_size=32, jitter=False, flip=False, channels=(3, 3))
+    mean = torch.stack([tr[i]["B"] for i in range(16)]).double().mean(0).float()
+    mean = ((mean.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+    assert m["mean_target_l1"] == pytest.approx(float((mean - b).abs().mean()), rel=1e-5)
+    assert m["mean_target_psnr"] == pytest.approx(float(psnr(mean.expand_as(b), b).mean()), rel=1e-5)
+    assert "mean_target_ssim" in m
     # only the paired metrics apply; anything else is one clear line
     assert main(["eval", str(run), "--metrics", "fid"]) == 2
     assert "psnr, ssim, l1" in capsys.readouterr().err

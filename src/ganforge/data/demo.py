@@ -1,6 +1,6 @@
 """Built-in translation demo sources made from photos that ship in packages.
 
-`demo:colorize`, `demo:edges` (paired, `translation_demo.make_pix2pix_demo`) and `demo:grass2gravel`
+`demo:labels`, `demo:colorize`, `demo:edges` (paired, `translation_demo.make_pix2pix_demo`) and `demo:grass2gravel`
 (unpaired, `make_cyclegan_demo`), optionally with `,key=value` options (n_train, n_test, seed; holdout for
 the paired ones), e.g. `demo:colorize,n_train=64,n_test=8`. The crops are cut at the model's image_size
 into $GANFORGE_CACHE/demo/ (default ~/.cache/ganforge/demo/), once: a folder named after the options is
@@ -21,6 +21,7 @@ from ..utils.paths import cache_root
 DEMO_PREFIX = "demo:"
 # demo name -> (layout, maker keyword arguments)
 DEMOS: dict[str, tuple[str, dict[str, Any]]] = {
+    "labels": ("paired", {"task": "labels"}),
     "colorize": ("paired", {"task": "colorize"}),
     "edges": ("paired", {"task": "edges"}),
     "grass2gravel": ("unpaired", {}),

@@ -4,10 +4,15 @@ Nothing here downloads and nothing is committed as image files: the sources are 
 scikit-image (astronaut, coffee, chelsea, rocket, motorcycle; grass and gravel textures) and
 scikit-learn (china, flower), all of which load offline.
 
-- `make_pix2pix_demo`: paired crops, A -> B. The default task is grayscale -> colour ("colorize"): A
-  holds all of B's structure and luminance, so the U-Net only has to learn chroma and its L1 loss falls
-  within a few hundred CPU steps, while "edges" -> photo (Canny edges, black on white, as edges2shoes)
-  must invent texture and colour and learns much more slowly.
+- `make_pix2pix_demo`: paired crops, A -> B. Tasks:
+  "labels" -> photo (the `pix2pix` preset): a label map in the manner of the facades and cityscapes
+  labels, one flat palette colour per class. There are no human labels here, so a pixel's class is its
+  colour cluster: k-means (K=8, in RGB) fitted on the training crops only, classes numbered from dark to
+  light and drawn in a fixed palette unrelated to the photos' colours. The map fixes where regions and
+  boundaries are and which kind each is; shading, texture and the exact colour must be learned.
+  "colorize" (grayscale -> colour): A holds all of B's structure and luminance; a hard task for pixel
+  metrics, since copying the grey input is already a strong answer. "edges" -> photo (Canny edges, black
+  on white, as edges2shoes) must invent brightness, texture and colour from thin lines.
 - `make_cyclegan_demo`: two unaligned texture domains, grass (A) and gravel (B).
 
 Held-out data is never seen in training. holdout="regions" (default) splits every photo at 75 % of
@@ -35,7 +40,11 @@ from ..errors import GanforgeError
 
 MANIFEST = "manifest.json"
 TRAIN_FRACTION = 0.75  # left part of each photo for training, the rest for testing (holdout="regions")
-PIX2PIX_TASKS = ("colorize", "edges")
+PIX2PIX_TASKS = ("labels", "colorize", "edges")
+LABEL_CLASSES = 8
+# Label colours in the manner of the facades / cityscapes maps: saturated, distinct, unrelated to the photos.
+LABEL_PALETTE = ((0, 0, 170), (0, 85, 255), (0, 255, 255), (85, 255, 170), (170, 255, 85), (255, 255, 0),
+                 (255, 85, 0), (170, 0, 0))
 PIX2PIX_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle", "china", "flower")
 HELD_OUT_PHOTOS = ("rocket", "flower")  # the test photos when holdout="photos"
 CYCLEGAN_DOMAINS = ("grass", "gravel")
@@ -110,6 +119,34 @@ def edges(gray: Image.Image) -> Image.Image:
     return Image.fromarray(np.where(e, 0, 255).astype(np.uint8))
 
 
+def fit_colour_classes(images: list[Image.Image], k: int = LABEL_CLASSES, seed: int = 0, iters: int = 25,
+                       sample: int = 20000) -> np.ndarray:
+    """k colour-cluster centres (k x 3, float) of the pixels of `images`, ordered from dark to light.
+
+    Lloyd's k-means in numpy on a seeded sample of pixels, initialised by k-means++: deterministic for a
+    seed and independent of any library's version.
+    """
+    px = np.concatenate([np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3) for im in images])
+    rng = np.random.default_rng(seed)
+    px = px[rng.choice(len(px), size=min(sample, len(px)), replace=False)]
+    centres = [px[rng.integers(len(px))]]
+    for _ in range(1, k):
+        d = np.min([((px - c) ** 2).sum(1) for c in centres], axis=0)
+        centres.append(px[rng.choice(len(px), p=d / d.sum())] if d.sum() > 0 else px[rng.integers(len(px))])
+    c = np.array(centres)
+    for _ in range(iters):
+        lab = ((px[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
+        c = np.array([px[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
+    return c[np.argsort(c @ np.array([0.299, 0.587, 0.114]))]
+
+
+def label_map(img: Image.Image, centres: np.ndarray) -> Image.Image:
+    """Each pixel's nearest colour class drawn in LABEL_PALETTE."""
+    px = np.asarray(img.convert("RGB"), dtype=np.float64)
+    lab = ((px[:, :, None, :] - centres[None, None]) ** 2).sum(3).argmin(2)
+    return Image.fromarray(np.asarray(LABEL_PALETTE, dtype=np.uint8)[lab])
+
+
 def _as_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
@@ -156,7 +193,7 @@ def make_pix2pix_demo(
     image_size: int = 64,
     n_train: int = 400,
     n_test: int = 50,
-    task: str = "colorize",
+    task: str = "labels",
     holdout: str = "regions",
     seed: int = 0,
 ) -> dict:
@@ -175,29 +212,37 @@ def make_pix2pix_demo(
         return done
     photos = {name: load_photo(name) for name in PIX2PIX_PHOTOS}
     rng = np.random.default_rng(seed)
-    entries = []
+    crops: dict[str, list[tuple[str, tuple[int, int, int, int], Image.Image]]] = {}
     for split, n in (("train", n_train), ("test", n_test)):
         if holdout == "photos":
             names = [p for p in PIX2PIX_PHOTOS if (p in HELD_OUT_PHOTOS) == (split == "test")]
         else:
             names = list(PIX2PIX_PHOTOS)
-        for folder in ("A", "B"):
-            (root / split / folder).mkdir(parents=True, exist_ok=True)
+        crops[split] = []
         for i in range(n):
             name = names[i % len(names)]
             photo = photos[name]
             h, w = photo.shape[:2]
             x0, x1 = region(w, split) if holdout == "regions" else (0, w)
             box = _random_box(rng, x0, x1, h, image_size)
-            target = cut(photo, box, image_size)
+            crops[split].append((name, box, cut(photo, box, image_size)))
+    # The colour classes come from the training crops alone, so nothing of the held-out photos leaks in.
+    centres = fit_colour_classes([c[2] for c in crops["train"]], seed=seed) if task == "labels" else None
+    entries = []
+    for split, items in crops.items():
+        for folder in ("A", "B"):
+            (root / split / folder).mkdir(parents=True, exist_ok=True)
+        for i, (name, box, target) in enumerate(items):
             gray = target.convert("L")
-            source = edges(gray) if task == "edges" else gray
+            source = label_map(target, centres) if task == "labels" else edges(gray) if task == "edges" else gray
             fname = f"{i:04d}.png"
             _as_rgb(source).save(root / split / "A" / fname)
             target.save(root / split / "B" / fname)
             entries.append({"split": split, "file": fname, "photo": name, "box": list(box)})
     manifest = {
         "kind": kind, "params": params, "complete": True, "photos": list(PIX2PIX_PHOTOS),
+        **({"colour_classes": np.round(centres, 3).tolist(), "palette": [list(c) for c in LABEL_PALETTE]}
+           if centres is not None else {}),
         "train_fraction": TRAIN_FRACTION, "in_channels": 3, "out_channels": 3, "items": entries,
     }
     return _write_manifest(root, manifest)  # "complete" only once every file is written

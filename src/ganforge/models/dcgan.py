@@ -75,7 +75,8 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """image (and a class label) -> one logit per sample through strided convolutions."""
 
-    def __init__(self, image_size=64, channels=3, ndf=64, num_classes=0, norm="batch", conditioning="concat"):
+    def __init__(self, image_size=64, channels=3, ndf=64, num_classes=0, norm="batch", conditioning="concat",
+                 spectral: bool = False):
         super().__init__()
         if norm not in D_NORMS:
             raise GanforgeError(f"unknown discriminator norm {norm!r} (known: {', '.join(D_NORMS)})")
@@ -99,6 +100,10 @@ class DCGANDiscriminator(nn.Module):
             self.out = nn.Conv2d(ch, 1, base, 1, 0, bias=False)
             self.head = None
         init_gan_weights(self)
+        if spectral:  # Miyato et al. 2018: every weight divided by its largest singular value (power iteration)
+            for m in list(self.modules()):
+                if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                    nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         if self.concat:
@@ -109,18 +114,21 @@ class DCGANDiscriminator(nn.Module):
         return self.out(h).flatten()
 
 
-def build_dcgan(name, image_size, channels, z_dim, ngf, ndf, num_classes, embed_dim, d_norm, d_conditioning) -> GANModels:
+def build_dcgan(name, image_size, channels, z_dim, ngf, ndf, num_classes, embed_dim, d_norm, d_conditioning,
+                d_spectral=False) -> GANModels:
     """The DCGAN pair with its arguments recorded."""
     args = dict(image_size=image_size, channels=channels, z_dim=z_dim, ngf=ngf, ndf=ndf, num_classes=num_classes,
-                embed_dim=embed_dim, d_norm=d_norm, d_conditioning=d_conditioning)
+                embed_dim=embed_dim, d_norm=d_norm, d_conditioning=d_conditioning, d_spectral=d_spectral)
     g = DCGANGenerator(image_size, channels, z_dim, ngf, num_classes, embed_dim)
-    d = DCGANDiscriminator(image_size, channels, ndf, num_classes, d_norm, d_conditioning)
+    d = DCGANDiscriminator(image_size, channels, ndf, num_classes, d_norm, d_conditioning, d_spectral)
     return GANModels(name=name, args=args, nets={"G": g, "D": d},
                      io=noise_io(image_size, channels, z_dim, num_classes))
 
 
 @register_model("dcgan")
 def dcgan(image_size: int = 64, channels: int = 3, z_dim: int = 100, ngf: int = 64, ndf: int = 64,
-          num_classes: int = 0, embed_dim: int = 50, d_norm: str = "batch", d_conditioning: str = "concat") -> GANModels:
-    """DCGAN; the defaults are the reference 64x64 RGB network."""
-    return build_dcgan("dcgan", image_size, channels, z_dim, ngf, ndf, num_classes, embed_dim, d_norm, d_conditioning)
+          num_classes: int = 0, embed_dim: int = 50, d_norm: str = "batch", d_conditioning: str = "concat",
+          d_spectral: bool = False) -> GANModels:
+    """DCGAN; the defaults are the reference 64x64 RGB network. d_spectral: spectral norm on D's layers."""
+    return build_dcgan("dcgan", image_size, channels, z_dim, ngf, ndf, num_classes, embed_dim, d_norm, d_conditioning,
+                       d_spectral)

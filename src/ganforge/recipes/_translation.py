@@ -25,6 +25,7 @@ from ..data.demo import DEMO_PREFIX, DEMOS, demo_folder
 from ..errors import GanforgeError
 from ..models.base import GANModels
 from ..data.collate import collate
+from ._schedule import lr_factor
 from .base import Recipe, warn
 from .context import StepContext
 
@@ -34,13 +35,6 @@ HELD_OUT_SPLITS = ("test", "val")  # where snapshot and evaluation inputs come f
 def reference_load_size(image_size: int) -> int:
     """The reference's resize-before-crop size scaled to `image_size`: 286 for 256 (x 286/256, rounded)."""
     return int(round(image_size * 286 / 256))
-
-
-def lr_factor(step: int, decay_start: int, total_steps: int) -> float:
-    """Learning-rate multiplier for 0-based `step`: 1 until decay_start, then linear to 0 at total_steps."""
-    if step < decay_start or total_steps <= decay_start:
-        return 1.0
-    return max(0.0, (total_steps - step) / (total_steps - decay_start))
 
 
 def find_heldout(make: Callable[[str], Any], root: Path, train_split: str, what: str) -> Any:

@@ -9,10 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
-from ..losses import ADVERSARIAL_LOSSES, d_loss, g_loss, gradient_penalty
+from ..losses import ADVERSARIAL_LOSSES, d_loss, g_loss, gradient_penalty, r1_penalty
 from ..models.base import GANModels
 from ..nn.diffaug import check_policy, diff_augment
 from ..registry import register_recipe
+from ._schedule import lr_factor as decay_factor
 from .base import Recipe, build_optimizer, eval_mode, warn
 from .context import StepContext
 
@@ -27,6 +28,12 @@ class GANConfig:
     gp_weight: float = 0.0  # WGAN-GP lambda; 0 = off
     real_label: float = 1.0  # < 1: one-sided label smoothing of D's real target (BCE losses only)
     diffaug: str = ""  # DiffAugment policy for D's inputs, e.g. "translation" or "translation,cutout"
+    r1_gamma: float = 0.0  # R1 penalty gamma/2 * E||grad_x D(x_real)||^2 (Mescheder et al. 2018); 0 = off
+    r1_every: int = 1  # lazy R1: apply the penalty every N D updates, scaled by N (StyleGAN2)
+    lr_decay: float = 0.0  # fraction of the run's last steps over which both learning rates fall linearly to 0
+    topk: float = 1.0  # top-k training (Sinha et al. 2020): G learns only from the k fakes D rates most real,
+    # k = max(topk_gamma ** epoch, topk) x batch; this `topk` is the floor nu (1 = off, the paper uses 0.5-0.75)
+    topk_gamma: float = 0.99  # k's decay per epoch of the training data
     optimizer: str = "adam"  # adam | rmsprop
     g_lr: float = 2e-4
     d_lr: float = 2e-4
@@ -38,8 +45,15 @@ class GANConfig:
             raise GanforgeError(f"unknown loss {self.loss!r} (known: {', '.join(ADVERSARIAL_LOSSES)})")
         if self.n_critic < 1:
             raise GanforgeError(f"recipe.n_critic must be >= 1, got {self.n_critic}")
-        if self.clip < 0 or self.gp_weight < 0:
-            raise GanforgeError("recipe.clip and recipe.gp_weight must be >= 0")
+        if self.clip < 0 or self.gp_weight < 0 or self.r1_gamma < 0:
+            raise GanforgeError("recipe.clip, recipe.gp_weight and recipe.r1_gamma must be >= 0")
+        if self.r1_every < 1:
+            raise GanforgeError(f"recipe.r1_every must be >= 1, got {self.r1_every}")
+        if not 0 < self.topk <= 1 or not 0 < self.topk_gamma <= 1:
+            raise GanforgeError(f"recipe.topk and recipe.topk_gamma must lie in (0, 1], got {self.topk}, "
+                                f"{self.topk_gamma}")
+        if not 0 <= self.lr_decay <= 1:
+            raise GanforgeError(f"recipe.lr_decay is a fraction of the run in [0, 1], got {self.lr_decay}")
         if not 0 < self.real_label <= 1:
             raise GanforgeError(f"recipe.real_label must lie in (0, 1], got {self.real_label}")
         check_policy(self.diffaug)
@@ -60,6 +74,7 @@ class GANRecipe(Recipe):
         self.G, self.D = self.nets["G"], self.nets["D"]
         self.z_dim, self.num_classes = self.io.z_dim, self.io.num_classes
         self.batches_per_step = cfg.n_critic
+        self.d_updates = 0  # D updates so far, for the lazy R1 interval (checkpointed with the training state)
         self.aug = check_policy(cfg.diffaug)
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
@@ -78,6 +93,39 @@ class GANRecipe(Recipe):
         if cfg.optimizer == "adam":
             hp["betas"] = (cfg.beta1, cfg.beta2)
         return hp
+
+    def lr_factor(self, step: int) -> float:
+        """1, then (with recipe.lr_decay) linear to 0 over the last lr_decay of train.steps."""
+        total = int(getattr(self.train_cfg, "steps", 0) or 0) if self.cfg.lr_decay > 0 else 0
+        if total <= 0:
+            return 1.0
+        return decay_factor(step, int(round(total * (1 - self.cfg.lr_decay))), total)
+
+    def end_of_step(self, ctx: StepContext) -> None:
+        """Set the learning rates of the next step (a no-op without a schedule)."""
+        super().end_of_step(ctx)
+        if self.cfg.lr_decay > 0:
+            self.apply_hparams(ctx.step + 1)
+
+    def training_state(self) -> dict[str, Any]:
+        return {**super().training_state(), "d_updates": self.d_updates}
+
+    def load_training_state(self, state: dict[str, Any], step: int) -> None:
+        super().load_training_state(state, step)
+        self.d_updates = int(state.get("d_updates", step * self.cfg.n_critic))
+
+    def build_dataset(self, data_cfg: Any):
+        ds = super().build_dataset(data_cfg)
+        self.dataset_size = len(ds)
+        return ds
+
+    def kept_fakes(self, n: int, images_seen: int) -> int:
+        """How many of n fakes the G update learns from: n, or with top-k training the annealed k."""
+        if self.cfg.topk >= 1:
+            return n
+        epoch = images_seen / max(getattr(self, "dataset_size", 0) or 1, 1)
+        frac = max(self.cfg.topk_gamma ** epoch, self.cfg.topk)
+        return max(1, min(n, int(frac * n)))
 
     def _labels(self, batch: dict[str, Tensor]) -> Tensor | None:
         if self.num_classes <= 0:
@@ -107,6 +155,14 @@ class GANRecipe(Recipe):
             gp = gradient_penalty(lambda x: self.D(x, y), real, fake.float())
             loss = loss + cfg.gp_weight * gp
             out["gp"] = float(gp.detach())
+        if cfg.r1_gamma > 0 and self.d_updates % cfg.r1_every == 0:
+            # Lazy R1 (StyleGAN2): every r1_every-th D update, scaled by the interval so the average pull is
+            # the same. Like the GP, its double backward runs through the unwrapped D on a separate forward.
+            x = real.detach().requires_grad_(True)
+            r1 = r1_penalty(self.D(diff_augment(x, self.aug), y).float(), x)
+            loss = loss + (cfg.r1_gamma / 2 * cfg.r1_every) * r1
+            out["r1"] = float(r1.detach())
+        self.d_updates += 1
         norm = self.optimize(loss, "D", ctx)
         if norm is not None:
             out["grad_norm_D"] = norm
@@ -123,10 +179,16 @@ class GANRecipe(Recipe):
         """One G update judged by the (frozen, unwrapped) D."""
         z = ctx.randn(n, self.z_dim)
         y = ctx.randint(self.num_classes, n) if self.num_classes > 0 else None
+        k = self.kept_fakes(n, ctx.images_seen)
         with self.frozen("D") as D, self.autocast():
-            gl = g_loss(D(diff_augment(self.ddp["G"](z, y), self.aug), y).float(), self.cfg.loss)
+            scores = D(diff_augment(self.ddp["G"](z, y), self.aug), y).float()
+            if k < n:  # every loss here rates higher outputs as more real
+                scores = scores.flatten().topk(k).values
+            gl = g_loss(scores, self.cfg.loss)
             norm = self.optimize(gl, "G", ctx)
         out = {"loss_G": float(gl.detach())}
+        if k < n:
+            out["topk"] = k
         if norm is not None:
             out["grad_norm_G"] = norm
         return out

@@ -88,7 +88,27 @@ class Pix2PixRecipe(TranslationRecipe):
         if ds.skipped:
             warn(f"{ds.skipped} unreadable file(s) skipped, e.g. {ds.skipped_files[0]}")
         self.heldout = self._heldout(root, data_cfg.split, size)
+        self._train_pairs = (root, data_cfg.split)
+        self._mean_target: Tensor | None = None
         return TranslationData(ds, str(data_cfg.source), root)
+
+    def mean_target(self) -> Tensor | None:
+        """Per-pixel mean of the training targets (no augmentation): the best output that ignores the
+        input, on average, and so the second trivial baseline. None before build_dataset."""
+        if getattr(self, "_train_pairs", None) is None:
+            return None
+        if self._mean_target is None:
+            root, split = self._train_pairs
+            size = self.models.args["image_size"]
+            ds = PairedDataset(root, split=split, image_size=size, load_size=size, direction=self.cfg.direction,
+                               jitter=False, flip=False, channels=self._channels())
+            total, n = None, 0
+            for i in range(len(ds)):
+                b = ds[i]["B"].double()
+                total = b if total is None else total + b
+                n += 1
+            self._mean_target = (total / max(n, 1)).float()[None]
+        return self._mean_target
 
     def _heldout(self, root, train_split: str, size: int) -> PairedDataset:
         """Pairs for snapshots and evaluation: the first held-out split found, without augmentation."""
@@ -140,14 +160,17 @@ class Pix2PixRecipe(TranslationRecipe):
 
     # ---- evaluation ----------------------------------------------------------------------------------
     default_eval_metric = "psnr"
-    eval_metric_names = ("psnr", "ssim", "l1", "baseline_psnr", "baseline_ssim", "baseline_l1")
+    eval_metric_names = ("psnr", "ssim", "l1", "baseline_psnr", "baseline_ssim", "baseline_l1",
+                         "mean_target_psnr", "mean_target_ssim", "mean_target_l1")
 
     @torch.no_grad()
     def evaluate_heldout(self, nets: dict[str, nn.Module], n: int, batch_size: int = 16) -> dict[str, float]:
         """PSNR, SSIM and L1 of G(input) against the target on up to n held-out pairs (outputs rounded to
-        8 bits as if saved), and the same figures for the input itself as the output where channels
-        allow: the trivial baseline a translation model must beat."""
+        8 bits as if saved), and the same figures for the two trivial baselines a translation model must
+        beat: the input itself as the output (baseline_*, where channels allow) and the per-pixel mean of
+        the training targets (mean_target_*)."""
         g = nets["G"]
+        mean = self.mean_target()
         total: dict[str, float] = {}
         count = 0
         size = min(n, self.heldout_size())
@@ -159,6 +182,8 @@ class Pix2PixRecipe(TranslationRecipe):
                 pairs = {"": fake}
                 if a.shape[1] == b.shape[1]:
                     pairs["baseline_"] = a
+                if mean is not None:
+                    pairs["mean_target_"] = quantize(mean.expand_as(b))
                 for prefix, pred in pairs.items():
                     for name, value in pixel_metrics(pred, b).items():
                         total[prefix + name] = total.get(prefix + name, 0.0) + float(value.sum())
