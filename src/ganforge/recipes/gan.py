@@ -75,6 +75,7 @@ class GANRecipe(Recipe):
         self.z_dim, self.num_classes = self.io.z_dim, self.io.num_classes
         self.batches_per_step = cfg.n_critic
         self.d_updates = 0  # D updates so far, for the lazy R1 interval (checkpointed with the training state)
+        self.dataset_size = 0  # training images, set by build_dataset: the epoch length of top-k's annealing
         self.aug = check_policy(cfg.diffaug)
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
@@ -123,7 +124,7 @@ class GANRecipe(Recipe):
         """How many of n fakes the G update learns from: n, or with top-k training the annealed k."""
         if self.cfg.topk >= 1:
             return n
-        epoch = images_seen / max(getattr(self, "dataset_size", 0) or 1, 1)
+        epoch = images_seen / max(self.dataset_size, 1)
         frac = max(self.cfg.topk_gamma ** epoch, self.cfg.topk)
         return max(1, min(n, int(frac * n)))
 

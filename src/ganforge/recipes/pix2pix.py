@@ -67,6 +67,8 @@ class Pix2PixRecipe(TranslationRecipe):
             "G": build_optimizer("adam", self.G.parameters(), cfg.lr, betas, device),
             "D": build_optimizer("adam", self.D.parameters(), cfg.lr, betas, device),
         }
+        self._train_pairs: tuple | None = None  # (root, split) of the training pairs, set by build_dataset
+        self._mean_target: Tensor | None = None  # their per-pixel mean, computed on first use
         self.plan_schedule(None)
 
     # ---- data ----------------------------------------------------------------------------------------
@@ -89,25 +91,21 @@ class Pix2PixRecipe(TranslationRecipe):
             warn(f"{ds.skipped} unreadable file(s) skipped, e.g. {ds.skipped_files[0]}")
         self.heldout = self._heldout(root, data_cfg.split, size)
         self._train_pairs = (root, data_cfg.split)
-        self._mean_target: Tensor | None = None
+        self._mean_target = None
         return TranslationData(ds, str(data_cfg.source), root)
 
     def mean_target(self) -> Tensor | None:
         """Per-pixel mean of the training targets (no augmentation): the best output that ignores the
         input, on average, and so the second trivial baseline. None before build_dataset."""
-        if getattr(self, "_train_pairs", None) is None:
+        if self._train_pairs is None:
             return None
         if self._mean_target is None:
             root, split = self._train_pairs
             size = self.models.args["image_size"]
             ds = PairedDataset(root, split=split, image_size=size, load_size=size, direction=self.cfg.direction,
                                jitter=False, flip=False, channels=self._channels())
-            total, n = None, 0
-            for i in range(len(ds)):
-                b = ds[i]["B"].double()
-                total = b if total is None else total + b
-                n += 1
-            self._mean_target = (total / max(n, 1)).float()[None]
+            targets = torch.stack([ds[i]["B"] for i in range(len(ds))])
+            self._mean_target = targets.double().mean(0, keepdim=True).float()
         return self._mean_target
 
     def _heldout(self, root, train_split: str, size: int) -> PairedDataset:
