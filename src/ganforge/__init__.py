@@ -5,7 +5,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "create_model", "list_models", "list_recipes", "load", "sample", "train"]
+__all__ = ["__version__", "create_model", "edit", "interpolate", "learn_direction", "list_models", "list_recipes", "load",
+           "project", "sample", "style_mix_grid", "train"]
 
 
 def __getattr__(name: str) -> Any:

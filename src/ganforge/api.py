@@ -1,4 +1,5 @@
-"""The Python API behind `import ganforge`: train, load, sample, create_model, list_models."""
+"""The Python API behind `import ganforge`: train, load, sample, create_model, list_models, and the StyleGAN
+tools (style_mix_grid, interpolate, project, learn_direction, edit)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,10 @@ from .errors import GanforgeError
 from .pretrained import LoadedGenerator, load
 from .registry import create_model, model_names, recipe_names
 from .training.checkpoint import read_config, resolve_checkpoint, step_dirs
+from .tools.directions import Direction, edit, learn_direction
+from .tools.interpolation import interpolate
+from .tools.projection import Projection, project
+from .tools.style import style_mix_grid
 
 
 def list_models() -> list[str]:
@@ -153,9 +158,10 @@ def train(target: str | None = None, data: str | None = None, overrides: list[st
 
 
 def sample(path: str | Path, n: int = 64, seed: int = 0, labels: Tensor | int | None = None,
-           ema: bool = True, device: str = "cpu") -> Tensor:
-    """n images in [-1, 1] from a trained run or checkpoint."""
-    return load(path, ema=ema, device=device).sample(n, seed, labels)
+           ema: bool = True, device: str = "cpu", psi: float = 1.0) -> Tensor:
+    """n images in [-1, 1] from a trained run or checkpoint (psi != 1: StyleGAN truncation)."""
+    return load(path, ema=ema, device=device).sample(n, seed, labels, psi=psi)
 
 
-__all__ = ["LoadedGenerator", "create_model", "list_models", "list_recipes", "load", "plan_run", "sample", "train"]
+__all__ = ["Direction", "LoadedGenerator", "Projection", "create_model", "edit", "interpolate", "learn_direction",
+           "list_models", "list_recipes", "load", "plan_run", "project", "sample", "style_mix_grid", "train"]

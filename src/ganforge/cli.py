@@ -94,17 +94,45 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     from .pretrained import load
 
+    seeds = psi = None
+    if args.seeds is not None:
+        from .tools.style import parse_seeds
+
+        if args.n is not None or args.seed is not None:
+            raise GanforgeError("give --seeds, or -n and --seed, not both")
+        seeds = parse_seeds(args.seeds)
+    if args.trunc is not None:
+        from .tools.style import check_psi
+
+        psi = check_psi(args.trunc)
     g = load(args.path, ema=not args.no_ema, device=args.device or "cpu")
-    out = g.save_grid(args.out, n=args.n, seed=args.seed, labels=args.cls, nrow=args.nrow)
-    print(f"wrote {args.n} samples to {out}" + (" (EMA weights)" if g.ema else ""))
+    ema = " (EMA weights)" if g.ema else ""
+    if psi is not None:
+        from .tools.style import require_style
+
+        require_style(g, "--trunc")
+    if seeds is None:
+        n = 64 if args.n is None else args.n
+        out = g.save_grid(args.out, n=n, seed=args.seed or 0, labels=args.cls, nrow=args.nrow, psi=psi or 1.0)
+        print(f"wrote {n} samples to {out}" + ema + (f", truncation psi {psi:g}" if psi is not None else ""))
+        return 0
+    from .tools.style import seed_images
+    from .utils.images import save_grid
+
+    imgs = seed_images(g, seeds, psi=1.0 if psi is None else psi, labels=args.cls)
+    out = save_grid(imgs, args.out, nrow=args.nrow or 8)
+    print(f"wrote {len(seeds)} samples (one per seed) to {out}" + ema +
+          (f", truncation psi {psi:g}" if psi is not None else ""))
     return 0
 
 
 def cmd_models(args) -> int:
+    import torch
+
     from .config import list_presets, load_preset
     from .losses import ADVERSARIAL_LOSSES
     from .models.base import count_parameters
-    from .registry import create_model, model_names, recipe_names
+    from .registry import create_model, model_factory, model_names, recipe_names
 
     print("models:")
     for name in model_names():
@@ -114,6 +142,11 @@ def cmd_models(args) -> int:
             line += "  " + ", ".join(f"{k}={count_parameters(v):,}" for k, v in m.nets.items())
             line += "  (" + ", ".join(f"{k}={v}" for k, v in m.args.items() if k in ("image_size", "channels")) + ")"
         print(line)
+        for config in getattr(model_factory(name), "configs", {}) if args.params else ():
+            with torch.device("meta"):  # counts only: no memory or init time for the 1024 px networks
+                mc = create_model(name, config=config)
+            print(f"    config={config}: " + ", ".join(f"{k}={count_parameters(v):,}" for k, v in mc.nets.items())
+                  + f"  (image_size={mc.args.get('image_size')})")
     print("recipes:\n" + "\n".join(f"  {r}" for r in recipe_names()))
     print("presets (ganforge train PRESET):")
     for p in list_presets():
@@ -142,7 +175,7 @@ def _example_inputs(m, key):
 
     net = m.nets[key]
     a = m.args
-    k = a.get("num_classes", 0) or 0
+    k = a.get("num_classes", 0) or a.get("clusters", 0) or 0  # a self-conditioned D takes its clusters
     y = (torch.arange(2) % k,) if k else ()
     if m.task == "noise" and hasattr(net, "z_dim"):
         return (torch.randn(2, net.z_dim), *y)
@@ -191,11 +224,24 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from .tools.importer import import_generator
+
+    out = import_generator(args.file, args.out)
+    print(f"ok  {out}  (try: ganforge sample {out} --trunc 0.7 --seeds 0-3)")
+    return 0
+
+
 def cmd_weights_fetch(args) -> int:
     from .metrics import fetch_inception_weights
+    from .tools.pretrained_zoo import ZOO, fetch_pretrained
 
+    if args.name in ZOO:
+        path = fetch_pretrained(args.name, args.to, url=args.url)
+        print(f"ok  {path}  (convert it: ganforge import {path} --out runs/{args.name})")
+        return 0
     if args.name != "inception":
-        raise GanforgeError(f"unknown weights {args.name!r} (known: inception)")
+        raise GanforgeError(f"unknown weights {args.name!r} (known: inception, {', '.join(ZOO)})")
     path = fetch_inception_weights(args.to, url=args.url)
     print(f"ok  {path}  (set GANFORGE_INCEPTION={path} or pass --inception-weights)")
     return 0
@@ -216,6 +262,22 @@ def cmd_data_fetch(args) -> int:
     for f in files:
         print(f"ok  {f}")
     return 0
+
+
+VALUE_OPTIONS = ("--strengths",)  # their values may start with '-' (-3:3:7), which argparse takes for an option
+
+
+def _join_values(argv: list[str]) -> list[str]:
+    """`--strengths -3:3:7` -> `--strengths=-3:3:7`, so that argparse reads the value."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in VALUE_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") and argv[i + 1] != "--":
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,14 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="sample a grid from a trained generator")
     s.add_argument("path", help="run folder or checkpoint folder")
-    s.add_argument("-n", type=positive_int, default=64, help="number of samples")
+    s.add_argument("-n", type=positive_int, default=None, help="number of samples (default 64)")
     s.add_argument("--out", default="samples.png", help="output image")
-    s.add_argument("--seed", type=seed_int, default=0)
+    s.add_argument("--seed", type=seed_int, default=None, help="seed of the n latents (default 0)")
+    s.add_argument("--seeds", default=None, help="one image per seed, e.g. 0-63 or 1,5,9 (instead of -n/--seed)")
+    s.add_argument("--trunc", type=float, default=None, metavar="PSI",
+                   help="StyleGAN runs: truncation psi in [0, 2] towards the tracked mean w")
     s.add_argument("--class", dest="cls", type=count_int, default=None, help="class label for conditional models")
     s.add_argument("--nrow", type=positive_int, default=None, help="images per row")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
     s.add_argument("--device", default=None)
     s.set_defaults(func=cmd_sample)
+
+    from .cli_explore import add_explore_commands
+
+    add_explore_commands(sub)
 
     m = sub.add_parser("models", help="list models, recipes, presets and losses")
     m.add_argument("--params", action="store_true", help="show parameter counts of the default networks")
@@ -296,11 +365,21 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("weights", help="download pinned feature-extractor weights")
     wsub = w.add_subparsers(dest="weights_cmd", required=True)
     wf = wsub.add_parser("fetch", help="download and verify (SHA-256) a weight file")
-    wf.add_argument("name", help="inception")
+    wf.add_argument("name", help="inception, or a StyleGAN2 network: stylegan2-ffhq-1024, stylegan2-metfaces-1024, "
+                    "stylegan2-afhqdog-512, stylegan2-brecahad-512, stylegan2-cifar10-32 (pinned); "
+                    "stylegan2-afhqcat-512, stylegan2-afhqwild-512, stylegan2-ffhq-512, stylegan2-ffhq-256 "
+                    "(no checksum pinned: refused)")
     wf.add_argument("--to", default=str(weights_dir()), help="destination folder (default: $GANFORGE_CACHE/weights, "
                     "where evaluation looks)")
     wf.add_argument("--url", default=None, help="mirror URL (file:// works)")
     wf.set_defaults(func=cmd_weights_fetch)
+
+    im = sub.add_parser("import", help="convert a pretrained StyleGAN2 generator into a run (runs nothing from "
+                        "the file)")
+    im.add_argument("file", help="stylegan2-ada-pytorch / stylegan3 network pickle (.pkl) or rosinality "
+                    "stylegan2-pytorch checkpoint (.pt)")
+    im.add_argument("--out", required=True, help="run folder to create (must not exist, or be empty)")
+    im.set_defaults(func=cmd_import)
 
     d = sub.add_parser("data", help="inspect or download datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
@@ -331,7 +410,7 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         # key=value overrides may follow options (`train dcgan --name x steps=5`): collect them too.
-        args, extra = parser.parse_known_args(argv)
+        args, extra = parser.parse_known_args(_join_values(list(sys.argv[1:] if argv is None else argv)))
         if extra:
             if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
                 args.overrides = list(args.overrides or []) + extra

@@ -28,13 +28,32 @@ class LoadedGenerator:
         """Number of classes of a conditional generator, 0 otherwise."""
         return self.io.num_classes
 
+    @property
+    def is_style(self) -> bool:
+        """Whether this generator has a StyleGAN W space (mapping + synthesis): truncation, mixing, projection."""
+        from .tools.style import is_style
+
+        return is_style(self)
+
     @torch.no_grad()
-    def sample(self, n: int = 64, seed: int = 0, labels: Tensor | int | None = None, batch_size: int = 256) -> Tensor:
-        """n images in [-1, 1] from seeded latents (labels cycle through classes unless given)."""
+    def sample(self, n: int = 64, seed: int = 0, labels: Tensor | int | None = None, batch_size: int = 256,
+               psi: float = 1.0) -> Tensor:
+        """n images in [-1, 1] from seeded latents (labels cycle through classes unless given).
+
+        psi != 1 (StyleGAN runs only): the truncation trick towards the tracked mean w."""
         if self.task != "noise":
             raise GanforgeError(f"this {self.config['model']['name']} model translates images; it does not sample noise")
+        if psi != 1.0:
+            from .tools.style import check_psi, mapping, require_style, synthesize
+
+            require_style(self, "truncation (psi)")
+            psi = check_psi(psi)
         z, y = self.io.latents(n, seed, labels)
-        return self.io.generate(self.net, z=z, y=y, batch_size=batch_size)
+        if psi != 1.0:
+            out = synthesize(self, mapping(self, z, y, psi=psi, batch_size=batch_size), batch_size=batch_size)
+        else:
+            out = self.io.generate(self.net, z=z, y=y, batch_size=batch_size)
+        return out.clamp(-1, 1)  # StyleGAN outputs are not squashed: the images a file would hold
 
     @torch.no_grad()
     def __call__(self, image: Tensor) -> Tensor:
@@ -42,9 +61,9 @@ class LoadedGenerator:
         return self.io.generate(self.net, image=image)
 
     def save_grid(self, path: str | Path, n: int = 64, seed: int = 0, labels: Tensor | int | None = None,
-                  nrow: int | None = None) -> Path:
-        """Sample n images and save them as one grid."""
-        imgs = self.sample(n, seed, labels)
+                  nrow: int | None = None, psi: float = 1.0) -> Path:
+        """Sample n images (truncated by psi on StyleGAN runs) and save them as one grid."""
+        imgs = self.sample(n, seed, labels, psi=psi)
         if nrow is None:
             nrow = self.num_classes if (self.num_classes and labels is None) else 8
         return save_grid(imgs, path, nrow=nrow)

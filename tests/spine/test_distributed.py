@@ -87,12 +87,12 @@ def _fingerprint(trainer) -> dict[str, list[float]]:
     return out
 
 
-def _train(out: str, name: str, overrides: list[str], resume: bool = False, patch=None):
+def _train(out: str, name: str, overrides: list[str], resume: bool = False, patch=None, target: str = "dcgan"):
     """ganforge.train in this process, returning the Trainer (for its networks)."""
     from ganforge.api import plan_run
     from ganforge.training.loop import Trainer
 
-    cfg, run_dir, ckpt = plan_run("dcgan" if not resume else None, None, overrides, name,
+    cfg, run_dir, ckpt = plan_run(target if not resume else None, None, overrides, name,
                                   resume=(Path(out) / name) if resume else None, runs_dir=out)
     trainer = Trainer(cfg, run_dir, resume=ckpt, echo=lambda *a, **k: None)
     if patch is not None:
@@ -105,6 +105,12 @@ def _train(out: str, name: str, overrides: list[str], resume: bool = False, patc
 def w_bn_sync(rank, out, result, overrides):
     trainer = _train(out, "bn", overrides)
     result["fp"] = _fingerprint(trainer)
+
+
+def w_style(rank, out, result, target, overrides):
+    trainer = _train(out, target, overrides, target=target)
+    result["fp"] = _fingerprint(trainer)
+    result["p"] = float(trainer.recipe.pipe.p) if trainer.recipe.pipe is not None else None
 
 
 def w_resume(rank, out, result, overrides, name, steps):
@@ -285,3 +291,24 @@ def test_every_game_trains_in_step_across_ranks(tmp_path, monkeypatch, target, o
     r0, r1 = launch("w_translation", tmp_path, ov, "g", target)
     assert "error" not in r0 and "error" not in r1, (r0.get("traceback"), r1.get("traceback"))
     _assert_same(r0["fp"], r1["fp"], what="rank 1 vs rank 0: ")
+
+
+@pytest.mark.parametrize("target,extra", [
+    # lazy R1 and path length on their intervals, ADA's p from both ranks' D outputs, style mixing
+    ("stylegan2", ["recipe.r1_every=2", "recipe.pl_every=2", "recipe.ada_interval=1", "recipe.ada_kimg=0.1"]),
+    # progressive: the inactive high-resolution layers get no gradient while 8 px trains, then 16 px fades in
+    ("stylegan", ["model.fmap_max=16", "recipe.phase_kimg=0.016", "recipe.fade_kimg=0.032", "recipe.batch_by_res=8:4,16:4"]),
+])
+def test_style_based_recipes_train_under_two_processes(tmp_path, target, extra):
+    """Mapping and synthesis in separate DDP wrappers (the path-length pass differentiates through ws),
+    unused parameters tolerated while growing: ranks end with identical parameters, buffers and ADA p."""
+    ov = ["train.progress=false", "train.device=cpu", "train.log_every=1", "train.sample_every=100",
+          "train.ckpt_every=100", "train.batch_size=4", "train.steps=4", "train.ema=0.5", "model.channels=1",
+          "model.z_dim=16", "model.w_dim=16"] + (["model.config=cpu-tiny", "model.channel_max=16"]
+                                                 if target == "stylegan2" else [])
+    r0, r1 = launch("w_style", tmp_path, target, ov + extra)
+    assert "error" not in r0 and "error" not in r1, (r0.get("traceback"), r1.get("traceback"))
+    _assert_same(r0["fp"], r1["fp"], what="rank 1 vs rank 0: ")
+    assert r0["p"] == r1["p"]
+    if target == "stylegan2":
+        assert r0["p"] > 0

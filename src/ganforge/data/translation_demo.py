@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import GanforgeError
+from .clusters import kmeans, nearest
 
 MANIFEST = "manifest.json"
 TRAIN_FRACTION = 0.75  # left part of each photo for training, the rest for testing (holdout="regions")
@@ -123,27 +124,20 @@ def fit_colour_classes(images: list[Image.Image], k: int = LABEL_CLASSES, seed: 
                        sample: int = 20000) -> np.ndarray:
     """k colour-cluster centres (k x 3, float) of the pixels of `images`, ordered from dark to light.
 
-    Lloyd's k-means in numpy on a seeded sample of pixels, initialised by k-means++: deterministic for a
+    k-means (data.clusters) on a seeded sample of pixels: deterministic for a
     seed and independent of any library's version.
     """
     px = np.concatenate([np.asarray(im.convert("RGB"), dtype=np.float64).reshape(-1, 3) for im in images])
     rng = np.random.default_rng(seed)
     px = px[rng.choice(len(px), size=min(sample, len(px)), replace=False)]
-    centres = [px[rng.integers(len(px))]]
-    for _ in range(1, k):
-        d = np.min([((px - c) ** 2).sum(1) for c in centres], axis=0)
-        centres.append(px[rng.choice(len(px), p=d / d.sum())] if d.sum() > 0 else px[rng.integers(len(px))])
-    c = np.array(centres)
-    for _ in range(iters):
-        lab = ((px[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
-        c = np.array([px[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
+    c = kmeans(px, k, rng, iters)
     return c[np.argsort(c @ np.array([0.299, 0.587, 0.114]))]
 
 
 def label_map(img: Image.Image, centres: np.ndarray) -> Image.Image:
     """Each pixel's nearest colour class drawn in LABEL_PALETTE."""
     px = np.asarray(img.convert("RGB"), dtype=np.float64)
-    lab = ((px[:, :, None, :] - centres[None, None]) ** 2).sum(3).argmin(2)
+    lab = nearest(px.reshape(-1, 3), centres).reshape(px.shape[:2])
     return Image.fromarray(np.asarray(LABEL_PALETTE, dtype=np.uint8)[lab])
 
 

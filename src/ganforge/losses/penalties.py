@@ -21,3 +21,11 @@ def r1_penalty(d_out_real: Tensor, real: Tensor) -> Tensor:
     """R1 penalty E[||grad_x D(x)||^2] on real samples (real must require grad)."""
     (grad,) = torch.autograd.grad(d_out_real.sum(), real, create_graph=True)
     return grad.flatten(1).pow(2).sum(1).mean()
+
+
+def path_lengths(images: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
+    """StyleGAN2's per-sample path lengths ||J_w^T y||_2, with y = noise / sqrt(H*W) and the per-layer
+    squared norms averaged over the num_ws layers (ws must require grad; the graph is kept for backward)."""
+    y = noise / (images.shape[2] * images.shape[3]) ** 0.5
+    (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
+    return grad.square().sum(2).mean(1).sqrt()

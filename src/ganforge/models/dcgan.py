@@ -15,7 +15,7 @@ from ..errors import GanforgeError
 from ..registry import register_model
 from .base import GANModels
 from ..nn.blocks import init_gan_weights
-from .conditioning import D_CONDITIONING, ProjectionHead, join_label, one_hot_maps
+from .conditioning import D_CONDITIONING, ClusterPrior, ProjectionHead, check_clusters, conv_with_label_planes, join_label
 from .interface import noise_io
 
 D_NORMS = ("batch", "layer", "instance", "none")
@@ -49,12 +49,18 @@ def _d_norm(kind: str, ch: int) -> nn.Module:
 
 
 class DCGANGenerator(nn.Module):
-    """z (and a class label) -> image in [-1, 1] through strided transposed convolutions."""
+    """z (and a class label) -> image in [-1, 1] through strided transposed convolutions.
 
-    def __init__(self, image_size=64, channels=3, z_dim=100, ngf=64, num_classes=0, embed_dim=50):
+    With clusters=K (self-conditioned) the label embedding is of K clusters, and when no label is given the
+    cluster is drawn from z by `cluster_prior`.
+    """
+
+    def __init__(self, image_size=64, channels=3, z_dim=100, ngf=64, num_classes=0, embed_dim=50, clusters=0):
         super().__init__()
         base, k = size_plan(image_size)
         self.z_dim, self.num_classes, self.image_size, self.channels = z_dim, num_classes, image_size, channels
+        self.cluster_prior = ClusterPrior(clusters) if clusters > 0 else None
+        num_classes = num_classes or clusters
         self.embed = nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
         in_dim = z_dim + (embed_dim if num_classes > 0 else 0)
         ch = ngf * _mult(k - 1)
@@ -68,6 +74,8 @@ class DCGANGenerator(nn.Module):
         init_gan_weights(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if y is None and self.cluster_prior is not None:
+            y = self.cluster_prior(z)
         z = join_label(z, y, self.embed)
         return self.main(z[:, :, None, None])
 
@@ -106,21 +114,24 @@ class DCGANDiscriminator(nn.Module):
                     nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        if self.concat:
-            x = torch.cat([x, one_hot_maps(y, self.num_classes, x.shape[2], x.shape[3]).to(x.dtype)], 1)
-        h = self.features(x)
+        if self.concat:  # the first conv sees the image and K one-hot label planes
+            h = self.features[1:](conv_with_label_planes(self.features[0], x, y, self.num_classes))
+        else:
+            h = self.features(x)
         if self.head is not None:
             return self.head(h.sum((2, 3)), y)
         return self.out(h).flatten()
 
 
 def build_dcgan(name, image_size, channels, z_dim, ngf, ndf, num_classes, embed_dim, d_norm, d_conditioning,
-                d_spectral=False) -> GANModels:
+                d_spectral=False, clusters=0) -> GANModels:
     """The DCGAN pair with its arguments recorded."""
+    check_clusters(clusters, num_classes)
     args = dict(image_size=image_size, channels=channels, z_dim=z_dim, ngf=ngf, ndf=ndf, num_classes=num_classes,
-                embed_dim=embed_dim, d_norm=d_norm, d_conditioning=d_conditioning, d_spectral=d_spectral)
-    g = DCGANGenerator(image_size, channels, z_dim, ngf, num_classes, embed_dim)
-    d = DCGANDiscriminator(image_size, channels, ndf, num_classes, d_norm, d_conditioning, d_spectral)
+                embed_dim=embed_dim, d_norm=d_norm, d_conditioning=d_conditioning, d_spectral=d_spectral,
+                clusters=clusters)
+    g = DCGANGenerator(image_size, channels, z_dim, ngf, num_classes, embed_dim, clusters)
+    d = DCGANDiscriminator(image_size, channels, ndf, num_classes or clusters, d_norm, d_conditioning, d_spectral)
     return GANModels(name=name, args=args, nets={"G": g, "D": d},
                      io=noise_io(image_size, channels, z_dim, num_classes))
 
@@ -128,7 +139,11 @@ def build_dcgan(name, image_size, channels, z_dim, ngf, ndf, num_classes, embed_
 @register_model("dcgan")
 def dcgan(image_size: int = 64, channels: int = 3, z_dim: int = 100, ngf: int = 64, ndf: int = 64,
           num_classes: int = 0, embed_dim: int = 50, d_norm: str = "batch", d_conditioning: str = "concat",
-          d_spectral: bool = False) -> GANModels:
-    """DCGAN; the defaults are the reference 64x64 RGB network. d_spectral: spectral norm on D's layers."""
+          d_spectral: bool = False, clusters: int = 0) -> GANModels:
+    """DCGAN; the defaults are the reference 64x64 RGB network. d_spectral: spectral norm on D's layers.
+
+    clusters=K: self-conditioned (Liu et al. 2020): G and D are conditioned on K k-means clusters of the
+    training images, G draws its cluster from z, and the model samples like an unconditional one.
+    """
     return build_dcgan("dcgan", image_size, channels, z_dim, ngf, ndf, num_classes, embed_dim, d_norm, d_conditioning,
-                       d_spectral)
+                       d_spectral, clusters)

@@ -75,6 +75,22 @@ def warn(message: str) -> None:
     print(f"ganforge: warning: {message}", file=sys.stderr)
 
 
+def self_condition(ds: Any, clusters: int, prior: nn.Module) -> None:
+    """Self-conditioning: replace the dataset's labels by k-means clusters of its images, and set the
+    generator's cluster prior from their sizes (models/conditioning.py ClusterPrior)."""
+    from ..data.clusters import cluster_labels
+
+    images, _ = ds.as_tensor()
+    labels = torch.from_numpy(cluster_labels(images, clusters))
+    counts = torch.bincount(labels, minlength=clusters)
+    ds.labels = labels
+    ds.class_names = [f"cluster {i}" for i in range(clusters)]
+    ds.num_classes = clusters
+    prior.set_sizes(counts)
+    print(f"ganforge: self-conditioned on {clusters} k-means clusters of the training images "
+          f"({int(counts.min())} to {int(counts.max())} images each)", file=sys.stderr)
+
+
 class Recipe:
     """Base class: subclasses set `Config`, build optimizers in __init__ and implement `step`."""
 
@@ -285,3 +301,30 @@ class Recipe:
             raise GanforgeError(f"checkpoint holds an invalid learning-rate scale {self.lr_scale}")
         if step is not None:
             self.apply_hparams(step)
+
+
+class NoiseSampling:
+    """Snapshots and evaluation samples of a noise-to-image recipe (mixed in before Recipe)."""
+
+    io: Any
+
+    def fixed_inputs(self, n: int, seed: int, dataset: Any = None) -> dict[str, Tensor]:
+        """Fixed latents (and labels cycling through classes, one class per grid column)."""
+        if (c := self.io.num_classes) > 0:
+            n = max(c, (n // c) * c)
+        z, y = self.io.latents(n, seed)
+        return {"z": z, **({"y": y} if y is not None else {})}
+
+    @torch.no_grad()
+    def eval_images(self, nets: dict[str, nn.Module], n: int, seed: int) -> Tensor:
+        """n samples from seeded latents (labels cycling through the classes), in [-1, 1]."""
+        z, y = self.io.latents(n, seed + 1)
+        with eval_mode(nets["G"]):
+            return self.io.generate(nets["G"], z=z, y=y).clamp(-1, 1)
+
+    @torch.no_grad()
+    def render(self, nets: dict[str, nn.Module], inputs: dict[str, Tensor]) -> tuple[Tensor, int]:
+        """Generator output for the fixed latents, and the grid's columns (one per class)."""
+        with eval_mode(nets["G"]):
+            imgs = self.io.generate(nets["G"], z=inputs["z"], y=inputs.get("y")).clamp(-1, 1)
+        return imgs, (self.io.num_classes if self.io.num_classes > 0 else 8)

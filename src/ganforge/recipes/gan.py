@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import GanforgeError
 from ..losses import ADVERSARIAL_LOSSES, d_loss, g_loss, gradient_penalty, r1_penalty
@@ -14,7 +14,7 @@ from ..models.base import GANModels
 from ..nn.diffaug import check_policy, diff_augment
 from ..registry import register_recipe
 from ._schedule import lr_factor as decay_factor
-from .base import Recipe, build_optimizer, eval_mode, warn
+from .base import NoiseSampling, Recipe, build_optimizer, self_condition, warn
 from .context import StepContext
 
 
@@ -62,7 +62,7 @@ class GANConfig:
 
 
 @register_recipe("gan")
-class GANRecipe(Recipe):
+class GANRecipe(NoiseSampling, Recipe):
     """D phase(s) then a G phase per step, on z ~ N(0, I) and, for conditional models, class labels."""
 
     Config = GANConfig
@@ -72,7 +72,11 @@ class GANRecipe(Recipe):
         if models.task != "noise":
             raise GanforgeError(f"recipe 'gan' trains noise-to-image models, not {models.name!r}")
         self.G, self.D = self.nets["G"], self.nets["D"]
-        self.z_dim, self.num_classes = self.io.z_dim, self.io.num_classes
+        self.z_dim = self.io.z_dim
+        # Labels D and G are conditioned on: the classes, or for a self-conditioned model its k-means clusters
+        # (which the user never passes: io.num_classes stays 0 and G draws its cluster from z).
+        self.clusters = int(models.args.get("clusters") or 0)
+        self.num_classes = self.io.num_classes or self.clusters
         self.batches_per_step = cfg.n_critic
         self.d_updates = 0  # D updates so far, for the lazy R1 interval (checkpointed with the training state)
         self.dataset_size = 0  # training images, set by build_dataset: the epoch length of top-k's annealing
@@ -118,6 +122,8 @@ class GANRecipe(Recipe):
     def build_dataset(self, data_cfg: Any):
         ds = super().build_dataset(data_cfg)
         self.dataset_size = len(ds)
+        if self.clusters:
+            self_condition(ds, self.clusters, self.G.cluster_prior)
         return ds
 
     def kept_fakes(self, n: int, images_seen: int) -> int:
@@ -179,7 +185,10 @@ class GANRecipe(Recipe):
     def g_phase(self, n: int, ctx: StepContext) -> dict[str, float]:
         """One G update judged by the (frozen, unwrapped) D."""
         z = ctx.randn(n, self.z_dim)
-        y = ctx.randint(self.num_classes, n) if self.num_classes > 0 else None
+        if self.clusters:  # the cluster G itself draws from z, in the training set's proportions
+            y = self.G.cluster_prior(z)
+        else:
+            y = ctx.randint(self.num_classes, n) if self.num_classes > 0 else None
         k = self.kept_fakes(n, ctx.images_seen)
         with self.frozen("D") as D, self.autocast():
             scores = D(diff_augment(self.ddp["G"](z, y), self.aug), y).float()
@@ -204,23 +213,3 @@ class GANRecipe(Recipe):
             out["wasserstein_estimate"] = out["D_real"] - out["D_fake"]
         return out
 
-    def fixed_inputs(self, n: int, seed: int, dataset: Any = None) -> dict[str, Tensor]:
-        """Fixed latents (and labels cycling through classes, one class per grid column)."""
-        if self.num_classes > 0:
-            n = max(self.num_classes, (n // self.num_classes) * self.num_classes)
-        z, y = self.io.latents(n, seed)
-        return {"z": z, **({"y": y} if y is not None else {})}
-
-    @torch.no_grad()
-    def eval_images(self, nets: dict[str, nn.Module], n: int, seed: int) -> Tensor:
-        """n samples from seeded latents, labels cycling through the classes."""
-        z, y = self.io.latents(n, seed + 1)
-        with eval_mode(nets["G"]):
-            return self.io.generate(nets["G"], z=z, y=y)
-
-    @torch.no_grad()
-    def render(self, nets: dict[str, nn.Module], inputs: dict[str, Tensor]) -> tuple[Tensor, int]:
-        """Generator output for the fixed latents."""
-        with eval_mode(nets["G"]):
-            imgs = self.io.generate(nets["G"], z=inputs["z"], y=inputs.get("y"))
-        return imgs, (self.num_classes if self.num_classes > 0 else 8)

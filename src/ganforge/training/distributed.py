@@ -117,15 +117,18 @@ def first_line(e: BaseException) -> str:
     return type(e).__name__
 
 
-def wrap(net: nn.Module, device: torch.device) -> nn.Module:
-    """`net` in a DistributedDataParallel wrapper when it has trainable parameters and several processes train."""
+def wrap(net: nn.Module, device: torch.device, find_unused: bool = False) -> nn.Module:
+    """`net` in a DistributedDataParallel wrapper when it has trainable parameters and several processes train.
+
+    find_unused: some parameters may get no gradient in a step (a progressive network's inactive layers)."""
     if not (dist.is_available() and dist.is_initialized()) or not any(p.requires_grad for p in net.parameters()):
         return net
     ids = [device.index] if device.type == "cuda" else None
     # Newer PyTorch renames broadcast_buffers=False to forward_sync_buffers=False (both still sync at init).
     params = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
     no_buffer_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
-    return nn.parallel.DistributedDataParallel(net, device_ids=ids, gradient_as_bucket_view=True, **no_buffer_sync)
+    return nn.parallel.DistributedDataParallel(net, device_ids=ids, gradient_as_bucket_view=True,
+                                               find_unused_parameters=find_unused, **no_buffer_sync)
 
 
 def convert_sync_bn(nets: dict[str, nn.Module]) -> int:

@@ -118,7 +118,7 @@ class Trainer:
         else:
             self.recipe.apply_hparams(0)
         # DDP wrappers after the weights are final: construction broadcasts rank 0's parameters.
-        self.recipe.wrap(lambda net: ddp.wrap(net, self.device))
+        self.recipe.wrap(lambda net, **kw: ddp.wrap(net, self.device, **kw))
         self.batches = Batches(self.dataset, t.seed, cfg.data.num_workers, cfg.data.flip, self.rank, self.world)
         self.batches.check_batch(self._context().batch_size)
         self.fixed = self.recipe.fixed_inputs(t.n_samples, t.seed, self.dataset)
