@@ -8,6 +8,8 @@ are k-means on the pixels (downsampled to at most CLUSTER_SIZE px a side), fitte
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -70,6 +72,9 @@ def pixel_features(images: torch.Tensor, size: int = CLUSTER_SIZE) -> np.ndarray
     return images.reshape(images.shape[0], -1).double().numpy()
 
 
+_CACHE: dict[tuple[str, int, int], np.ndarray] = {}  # content hash, k, seed -> labels (runs in one process)
+
+
 def cluster_labels(images: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:
     """A k-means cluster index (int64) for each image of [N,C,H,W]."""
     if not 2 <= k <= MAX_CLUSTERS:
@@ -77,5 +82,10 @@ def cluster_labels(images: torch.Tensor, k: int, seed: int = 0) -> np.ndarray:
     if images.shape[0] < k:
         raise GanforgeError(f"{images.shape[0]} training images cannot form {k} clusters")
     feats = pixel_features(images)
-    centres = kmeans(feats, k, np.random.default_rng(seed), n_init=CLUSTER_INITS)
-    return nearest(feats, centres).astype(np.int64)
+    key = (hashlib.sha256(feats.tobytes()).hexdigest(), k, seed)
+    if key not in _CACHE:  # a resumed or repeated run in the same process clusters the same images once
+        centres = kmeans(feats, k, np.random.default_rng(seed), n_init=CLUSTER_INITS)
+        if len(_CACHE) >= 4:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = nearest(feats, centres).astype(np.int64)
+    return _CACHE[key].copy()
