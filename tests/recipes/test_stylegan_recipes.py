@@ -57,7 +57,7 @@ def test_lazy_intervals_rescale_adam_like_the_reference():
 
 def test_r1_and_path_length_run_on_their_intervals_and_the_pl_mean_is_a_running_mean():
     torch.manual_seed(0)
-    _, r = _sg2(r1_every=2, pl_every=3, augment="none", pl_decay=0.5)
+    _, r = _sg2(r1_every=2, pl_every=3, augment="none", pl_decay=0.25)
     seen = []
     for step in range(6):
         out = r.step([_batch()], StepContext(step=step, batch_size=8))
@@ -67,7 +67,7 @@ def test_r1_and_path_length_run_on_their_intervals_and_the_pl_mean_is_a_running_
     assert seen == [(True, True), (False, False), (True, False), (False, True), (True, False), (False, False)]
     assert r.training_state()["d_steps"] == 6 and r.training_state()["g_steps"] == 6
     assert float(r.pl_mean) == pytest.approx(pl)
-    # one more PL pass: mean <- mean + 0.5 * (batch mean - mean)
+    # one more PL pass: mean <- mean + 0.25 * (batch mean - mean)
     before = float(r.pl_mean)
     lengths = []
     orig = ganforge.recipes.stylegan.path_lengths
@@ -83,7 +83,7 @@ def test_r1_and_path_length_run_on_their_intervals_and_the_pl_mean_is_a_running_
     finally:
         ganforge.recipes.stylegan.path_lengths = orig
     assert lengths[0].shape == (4,)  # pl_batch_shrink 2
-    assert float(r.pl_mean) == pytest.approx(before + 0.5 * (float(lengths[0].mean()) - before), rel=1e-5)
+    assert float(r.pl_mean) == pytest.approx(before + 0.25 * (float(lengths[0].mean()) - before), rel=1e-5)
 
 
 def test_g_phase_tracks_mean_w_and_d_phase_does_not():
