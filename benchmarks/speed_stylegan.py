@@ -47,6 +47,8 @@ def run_once(model: str, config: str, size: int, steps: int, batch: int, device:
           f"data.source={data}", f"train.steps={steps}", f"train.batch_size={batch}", "train.progress=false",
           "train.log_every=10", f"train.sample_every={steps}", f"train.ckpt_every={steps}", "train.n_samples=4",
           f"train.device={device}", f"train.amp={str(amp).lower()}", "train.ema=0.999"]
+    if model == "stylegan":  # no growing: the speed at the full resolution
+        ov.append(f"recipe.start_res={size}")
     run = ganforge.train(model, overrides=ov, name=name, runs_dir=str(root / "runs"), echo=lambda *a, **k: None)
     recs = [r for r in read_metrics(run) if "images_per_s" in r][1:]
     return statistics.median(r["images_per_s"] for r in recs)
