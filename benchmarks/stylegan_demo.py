@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--proj-steps", type=int, default=300)
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--section", default=None)
+    ap.add_argument("--note", default="", help="how the run was trained (command, wall time), for the record")
     args = ap.parse_args()
     run = Path(args.run)
     demo = run / "demo"
@@ -83,8 +84,9 @@ def main() -> None:
     fit_line = next((line for line in fit.splitlines() if line.startswith("direction")), fit.strip())
 
     h = s.histogram
-    body = (f"`python benchmarks/stylegan_demo.py {' '.join(sys.argv[1:])}`\n\n"
-            f"Run `{run}` ({g.config['model']['name']}, {g.config['model'].get('config', '')}).\n\n"
+    shown = [a for i, a in enumerate(sys.argv[1:]) if a != "--note" and sys.argv[i] != "--note"]  # note below
+    body = (f"`python benchmarks/stylegan_demo.py {' '.join(shown)}`\n\n"
+            f"Run `{run}` ({g.config['model']['name']}, {g.config['model'].get('config', '')}). {args.note}\n\n"
             f"- Judge, {s.n} samples: {s.confident:.1%} confident against a ceiling of {s.ceiling:.1%} "
             f"({s.of_ceiling:.1%} of it), {s.classes_present}/10 classes, largest class {max(h) / s.n:.1%}, "
             f"smallest {min(h) / s.n:.1%}, not a digit {s.not_digit:.1%}.\n"

@@ -86,7 +86,8 @@ def test_config_values_can_be_overridden_and_rebuilt():
 
 @pytest.mark.parametrize("kw,match", [(dict(config="f2048"), "unknown stylegan2 config"),
                                       (dict(image_size=48), "power of two"),
-                                      (dict(d_architecture="skip"), "d_architecture")])
+                                      (dict(d_architecture="skip"), "d_architecture"),
+                                      (dict(d_mapping_layers=-1), "d_mapping_layers")])
 def test_bad_settings_are_one_clear_error(kw, match):
     with pytest.raises(GanforgeError, match=match):
         create_model("stylegan2", **kw)
@@ -193,6 +194,23 @@ def test_labels_change_outputs():
         assert not torch.allclose(out[0], out[1])
     with pytest.raises(GanforgeError, match="class-conditional"):
         g(z)
+
+
+def test_d_label_mapping_depth():
+    # The reference's conditional D maps the label through 8 layers at lr x 0.01; d_mapping_layers=0 keeps only
+    # the normalised embedding: a plain projection D, the label's vector learning at the full rate.
+    deep = create_model("stylegan2", config="cpu-digits", channels=1, num_classes=10)["D"].mapping
+    assert deep.num_layers == 8 and hasattr(deep, "fc7")
+    m = create_model("stylegan2", config="cpu-digits", channels=1, num_classes=10, d_mapping_layers=0)
+    flat = m["D"].mapping
+    assert flat.num_layers == 0 and not hasattr(flat, "fc0") and m.args["d_mapping_layers"] == 0
+    y = torch.tensor([3, 3, 7])
+    cmap = flat(None, y)
+    e = flat.embed(torch.nn.functional.one_hot(y, 10).float())
+    torch.testing.assert_close(cmap, e * e.square().mean(dim=1, keepdim=True).add(1e-8).rsqrt())
+    x = torch.randn(1, 1, 32, 32).repeat(3, 1, 1, 1)
+    out = m["D"](x, y)
+    assert torch.allclose(out[0], out[1]) and not torch.allclose(out[0], out[2])
 
 
 def test_w_avg_moves_only_when_asked():

@@ -192,6 +192,29 @@ def test_self_conditioned_stylegan2_trains_on_clusters_and_samples_without_label
     assert torch.equal(G.mapping(z), G.mapping(z, G.mapping.cluster_prior(z)))
 
 
+def test_self_conditioned_stylegan_v1_trains_on_clusters_and_samples_without_labels(tmp_path):
+    """StyleGAN (2019) self-conditions as StyleGAN2 does: the mapping draws the cluster from z, D reads it."""
+    run = ganforge.train("stylegan", overrides=TINY2[5:] + ["model.config=cpu-small", "model.fmap_max=16",
+                                                            "model.z_dim=16", "model.w_dim=16", "model.channels=1",
+                                                            "model.clusters=5", "model.mbstd_group=2",
+                                                            "recipe.start_res=32", "train.steps=2"],
+                         name="v1sc", runs_dir=str(tmp_path))
+    g = ganforge.load(run)
+    G = g.net
+    prior = G.cluster_prior.prior
+    assert prior.shape == (5,) and not torch.allclose(prior, torch.full((5,), 0.2))  # the clusters' sizes
+    assert g.io.num_classes == 0 and g.sample(3, seed=0).shape == (3, 1, 32, 32)
+    z = torch.randn(6, 16)
+    torch.testing.assert_close(G.mapping(z), G.mapping(z, G.cluster_prior(z)))
+    assert not torch.allclose(G.mapping(z, torch.zeros(6, dtype=torch.long)), G.mapping(z, torch.full((6,), 4)))
+    m = create_model("stylegan", **{k: v for k, v in g.config["model"].items() if k != "name"})
+    assert m["D"].num_classes == 5 and m["D"].mbstd.group_size == 2
+    with pytest.raises(GanforgeError, match="replaces class labels"):
+        create_model("stylegan", num_classes=10, clusters=10)
+    with pytest.raises(GanforgeError, match="mbstd_group"):
+        create_model("stylegan", mbstd_group=0)
+
+
 def test_the_classic_game_trains_a_self_conditioned_stylegan2_too(tmp_path):
     """Any noise recipe drives any noise model: the gan recipe finds the cluster prior in the mapping."""
     run = ganforge.train("stylegan2", overrides=TINY2 + ["recipe.name=gan", "train.steps=2", "model.clusters=4",

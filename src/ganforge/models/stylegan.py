@@ -39,6 +39,7 @@ from ..nn.equalized import AdaIN, EqualConv2d, EqualLinear, MinibatchStdDev, Noi
 from ..nn.upfirdn import filter2d, setup_filter
 from ..registry import register_model
 from .base import GANModels
+from .conditioning import ClusterPrior, check_clusters
 from .interface import noise_io
 
 TRUNCATION_CUTOFF = 8  # the paper's: truncate the coarse and middle styles (4x4 to 32x32)
@@ -58,6 +59,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # 32 px digits on a laptop CPU: 128 channels to 16x16, 64 at 32x32, a 4-layer 128-d mapping.
     "cpu-small": dict(image_size=32, z_dim=128, w_dim=128, mapping_layers=4, fmap_base=1024,
                       fmap_max=128),
+    # Half of cpu-small's widths (64 channels to 16x16, 32 at 32x32), StyleGAN2 cpu-digits' sizes: the demo.
+    "cpu-digits": dict(image_size=32, z_dim=128, w_dim=128, mapping_layers=4, fmap_base=512,
+                       fmap_max=64),
 }
 
 
@@ -135,8 +139,12 @@ class MappingNetwork(nn.Module):
     """z (and a class label) -> per-layer latents ws [N, num_ws, w_dim], with the truncation trick."""
 
     def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 8, num_classes: int = 0,
-                 lr_multiplier: float = MAPPING_LR, w_avg_beta: float = W_AVG_BETA) -> None:
+                 lr_multiplier: float = MAPPING_LR, w_avg_beta: float = W_AVG_BETA, clusters: int = 0) -> None:
         super().__init__()
+        # Self-conditioned (model.clusters): the label is a k-means cluster that, when none is given, the
+        # mapping draws from z in the clusters' proportions (models/conditioning.py), as StyleGAN2's.
+        self.cluster_prior = ClusterPrior(clusters) if clusters > 0 else None
+        num_classes = num_classes or clusters
         self.z_dim, self.w_dim, self.num_ws, self.num_classes = z_dim, w_dim, num_ws, num_classes
         self.w_avg_beta = w_avg_beta
         # The reference's LabelConcat: one-hot labels times an N(0, 1) matrix, i.e. an embedding of z_dim.
@@ -151,6 +159,8 @@ class MappingNetwork(nn.Module):
                 update_w_avg: bool = False) -> Tensor:
         """ws [N, num_ws, w_dim]; layers < cutoff (None: all) pulled to w_avg by psi; w_avg tracked only if asked."""
         if self.embed is not None:
+            if y is None and self.cluster_prior is not None:
+                y = self.cluster_prior(z)
             if y is None:
                 raise GanforgeError(f"this StyleGAN is class-conditional ({self.num_classes} classes): give labels")
             z = torch.cat([z, self.embed(y).to(z.dtype)], dim=1)
@@ -239,13 +249,19 @@ class StyleGANGenerator(nn.Module):
     """z (and a class label) -> image [N, C, image_size, image_size] through mapping and synthesis."""
 
     def __init__(self, image_size: int = 32, channels: int = 3, z_dim: int = 512, w_dim: int = 512,
-                 mapping_layers: int = 8, fmap_base: int = 8192, fmap_max: int = 512, num_classes: int = 0) -> None:
+                 mapping_layers: int = 8, fmap_base: int = 8192, fmap_max: int = 512, num_classes: int = 0,
+                 clusters: int = 0) -> None:
         super().__init__()
         self.image_size, self.channels, self.z_dim, self.w_dim = image_size, channels, z_dim, w_dim
         self.num_classes = num_classes
         self.synthesis = SynthesisNetwork(image_size, channels, w_dim, fmap_base, fmap_max)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, mapping_layers, num_classes)
+        self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, mapping_layers, num_classes, clusters=clusters)
+
+    @property
+    def cluster_prior(self) -> nn.Module | None:
+        """A self-conditioned G's cluster prior (it lives in the mapping, which draws the cluster from z)."""
+        return self.mapping.cluster_prior
 
     @property
     def current_lod(self) -> float:
@@ -341,14 +357,23 @@ def resolve_config(config: str, given: dict[str, Any]) -> dict[str, Any]:
 
 @register_model("stylegan")
 def stylegan(image_size: int = 32, channels: int = 3, z_dim: int = 512, w_dim: int = 512, mapping_layers: int = 8,
-             fmap_base: int = 8192, fmap_max: int = 512, num_classes: int = 0, config: str = "") -> GANModels:
-    """StyleGAN v1 with progressive growing; config: 'ffhq1024' (the paper's) or 'cpu-small' (32 px digits)."""
+             fmap_base: int = 8192, fmap_max: int = 512, num_classes: int = 0, config: str = "",
+             mbstd_group: int = MBSTD_GROUP, clusters: int = 0) -> GANModels:
+    """StyleGAN v1 with progressive growing; config: 'ffhq1024' (the paper's) or 'cpu-small' (32 px digits).
+
+    mbstd_group: D's minibatch-stddev group size (the paper's 4). clusters=K: self-conditioned on K k-means
+    clusters of the training images (as StyleGAN2's option), sampled like an unconditional model."""
+    check_clusters(clusters, num_classes)
+    if mbstd_group < 1:
+        raise GanforgeError(f"mbstd_group must be >= 1, got {mbstd_group}")
     given = dict(image_size=image_size, channels=channels, z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers,
                  fmap_base=fmap_base, fmap_max=fmap_max, num_classes=num_classes)
     a = resolve_config(config, given)
     resolution_log2(a["image_size"])  # one clear error before any layer is built
-    g = StyleGANGenerator(**a)
-    d = StyleGANDiscriminator(a["image_size"], a["channels"], a["fmap_base"], a["fmap_max"], a["num_classes"])
+    g = StyleGANGenerator(**a, clusters=clusters)
+    d = StyleGANDiscriminator(a["image_size"], a["channels"], a["fmap_base"], a["fmap_max"],
+                              a["num_classes"] or clusters, mbstd_group)
     io = noise_io(a["image_size"], a["channels"], a["z_dim"], a["num_classes"], truncation=True, mixing=True,
                   num_ws=g.num_ws, w_dim=a["w_dim"], progressive=True)
-    return GANModels(name="stylegan", args={**a, "config": config}, nets={"G": g, "D": d}, io=io)
+    return GANModels(name="stylegan", args={**a, "config": config, "mbstd_group": mbstd_group, "clusters": clusters},
+                     nets={"G": g, "D": d}, io=io)

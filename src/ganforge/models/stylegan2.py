@@ -56,6 +56,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 # Without a config: a 32 px network at stylegan2-ada's widths for resolutions below 512 (fmaps 0.5).
 DEFAULTS: dict[str, Any] = dict(image_size=32, z_dim=512, w_dim=512, mapping_layers=8, channel_base=16384,
                                 channel_max=512, mbstd_group=4, conv_clamp=None, d_architecture="resnet")
+D_MAPPING_LAYERS = 8  # the reference's D label mapping depth, for every config
 
 
 def check_noise_mode(noise_mode: str) -> str:
@@ -342,7 +343,8 @@ class Discriminator(nn.Module):
 
     def __init__(self, num_classes: int = 0, img_resolution: int = 1024, img_channels: int = 3,
                  architecture: str = "resnet", channel_base: int = 32768, channel_max: int = 512,
-                 conv_clamp: float | None = None, mbstd_group: int = 4, cmap_dim: int | None = None) -> None:
+                 conv_clamp: float | None = None, mbstd_group: int = 4, cmap_dim: int | None = None,
+                 mapping_layers: int = 8) -> None:
         super().__init__()
         if architecture not in D_ARCHITECTURES:
             raise GanforgeError(f"unknown discriminator architecture {architecture!r} "
@@ -358,8 +360,11 @@ class Discriminator(nn.Module):
                                        architecture, conv_clamp)
             setattr(self, f"b{r}", block)
         if num_classes > 0:
-            # The label's projection vector: the reference's mapping net with its default 8 layers, whatever G's.
-            self.mapping = MappingNetwork(0, num_classes, cmap_dim, num_ws=None, w_avg_beta=None)
+            # The label's projection vector: the reference's mapping net, by default its 8 layers whatever G's;
+            # mapping_layers=0 leaves the normalised embedding alone, a plain projection D (Miyato & Koyama 2018)
+            # whose class vectors learn at the full rate instead of through 8 layers at lr x 0.01.
+            self.mapping = MappingNetwork(0, num_classes, cmap_dim, num_ws=None, num_layers=mapping_layers,
+                                          w_avg_beta=None)
         self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim, 4, mbstd_group, conv_clamp=conv_clamp)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -389,6 +394,9 @@ def resolve_config(config: str = "", **given: Any) -> dict[str, Any]:
     for key in ("z_dim", "w_dim", "mapping_layers", "channel_max", "mbstd_group"):
         if out[key] < 1:
             raise GanforgeError(f"{key} must be >= 1, got {out[key]}")
+    out.setdefault("d_mapping_layers", D_MAPPING_LAYERS)
+    if out["d_mapping_layers"] < 0:
+        raise GanforgeError(f"d_mapping_layers must be >= 0, got {out['d_mapping_layers']}")
     return out
 
 
@@ -396,22 +404,24 @@ def resolve_config(config: str = "", **given: Any) -> dict[str, Any]:
 def stylegan2(image_size: int | None = None, channels: int = 3, z_dim: int | None = None, w_dim: int | None = None,
               mapping_layers: int | None = None, channel_base: int | None = None, channel_max: int | None = None,
               num_classes: int = 0, mbstd_group: int | None = None, conv_clamp: float | None = None,
-              d_architecture: str | None = None, config: str = "", clusters: int = 0) -> GANModels:
+              d_architecture: str | None = None, config: str = "", clusters: int = 0,
+              d_mapping_layers: int | None = None) -> GANModels:
     """StyleGAN2 G and D; `config` names a preset (f1024, paper256, cifar, cpu-small, cpu-tiny, cpu-digits), None = its value.
 
     Without a config: 32 px, z/w 512, 8 mapping layers, channel_base 16384, channel_max 512, mbstd group 4,
     no activation clamp, resnet D. conv_clamp=0 turns a config's clamp off. clusters=K: self-conditioned on
     K k-means clusters of the training images (as DCGAN's option), sampled like an unconditional model.
+    d_mapping_layers: depth of a conditional D's label mapping (the reference's 8; 0 = a plain projection D).
     """
     check_clusters(clusters, num_classes)
     cfg = resolve_config(config, image_size=image_size, z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers,
                          channel_base=channel_base, channel_max=channel_max, mbstd_group=mbstd_group,
-                         conv_clamp=conv_clamp, d_architecture=d_architecture)
+                         conv_clamp=conv_clamp, d_architecture=d_architecture, d_mapping_layers=d_mapping_layers)
     args = dict(cfg, channels=channels, num_classes=num_classes, config=config, clusters=clusters)
     g = Generator(cfg["z_dim"], num_classes, cfg["w_dim"], cfg["image_size"], channels, cfg["mapping_layers"],
                   cfg["channel_base"], cfg["channel_max"], cfg["conv_clamp"], clusters)
     d = Discriminator(num_classes or clusters, cfg["image_size"], channels, cfg["d_architecture"], cfg["channel_base"],
-                      cfg["channel_max"], cfg["conv_clamp"], cfg["mbstd_group"])
+                      cfg["channel_max"], cfg["conv_clamp"], cfg["mbstd_group"], mapping_layers=cfg["d_mapping_layers"])
     io = noise_io(cfg["image_size"], channels, cfg["z_dim"], num_classes, truncation=True, mixing=True,
                   num_ws=g.num_ws, w_dim=cfg["w_dim"])
     return GANModels(name="stylegan2", args=args, nets={"G": g, "D": d}, io=io)

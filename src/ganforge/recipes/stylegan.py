@@ -59,10 +59,9 @@ class StyleGAN2Config:
     def __post_init__(self):
         if self.augment not in AUGMENTS:
             raise GanforgeError(f"unknown recipe.augment {self.augment!r} (known: {', '.join(AUGMENTS)})")
-        if self.augment == "ada":
-            check_ops(self.ada_ops)
-        if self.augment == "diffaug":
-            check_policy(self.diffaug)
+        # Checked whatever recipe.augment says: a typo is an error even while augmentation is off.
+        check_ops(self.ada_ops)
+        check_policy(self.diffaug)
         for key in ("r1_every", "pl_every", "pl_batch_shrink", "ada_interval"):
             if getattr(self, key) < 1:
                 raise GanforgeError(f"recipe.{key} must be >= 1, got {getattr(self, key)}")
