@@ -18,6 +18,9 @@ def test_models_and_summary(capsys):
     assert main(["models", "--params"]) == 0
     out = capsys.readouterr().out
     assert "dcgan  G=3,576,704, D=2,765,568" in out and "wgan-gp" in out and "hinge" in out
+    # every named config of the style families, and the SR networks at the paper's sizes
+    assert "config=ffhq1024: G=26,219,627, D=23,087,249" in out and "config=f1024: G=30,370,060" in out
+    assert "srgan  G=1,549,462, D=23,565,505" in out
     assert main(["summary", "dcgan", "model.image_size=64", "model.channels=3", "model.clusters=0"]) == 0
     out = capsys.readouterr().out
     assert "Total params: 3,576,704" in out and "(N, 512, 4, 4)" in out and "(N, 3, 64, 64)" in out

@@ -377,3 +377,6 @@ def stylegan(image_size: int = 32, channels: int = 3, z_dim: int = 512, w_dim: i
                   num_ws=g.num_ws, w_dim=a["w_dim"], progressive=True)
     return GANModels(name="stylegan", args={**a, "config": config, "mbstd_group": mbstd_group, "clusters": clusters},
                      nets={"G": g, "D": d}, io=io)
+
+
+stylegan.configs = CONFIGS  # read by `ganforge models --params`, which lists every named config's counts
