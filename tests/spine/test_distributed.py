@@ -111,6 +111,7 @@ def w_style(rank, out, result, target, overrides):
     trainer = _train(out, target, overrides, target=target)
     result["fp"] = _fingerprint(trainer)
     result["p"] = float(trainer.recipe.pipe.p) if trainer.recipe.pipe is not None else None
+    result["pl_mean"] = float(trainer.recipe.pl_mean)
 
 
 def w_resume(rank, out, result, overrides, name, steps):
@@ -295,8 +296,9 @@ def test_every_game_trains_in_step_across_ranks(tmp_path, monkeypatch, target, o
 
 @pytest.mark.parametrize("target,extra", [
     # lazy R1 and path length on their intervals, ADA's p from both ranks' D outputs, style mixing
-    ("stylegan2", ["recipe.r1_every=2", "recipe.pl_every=2", "recipe.ada_interval=1", "recipe.ada_kimg=0.1",
-                   "recipe.augment_p=0.5"]),
+    # (pinned here: the CPU demo preset turns path length and augmentation off)
+    ("stylegan2", ["recipe.augment=ada", "recipe.pl_weight=2", "recipe.r1_every=2", "recipe.pl_every=2",
+                   "recipe.ada_interval=1", "recipe.ada_kimg=0.1", "recipe.augment_p=0.5"]),
     # progressive: the inactive high-resolution layers get no gradient while 8 px trains, then 16 px fades in
     ("stylegan", ["model.fmap_max=16", "recipe.phase_kimg=0.016", "recipe.fade_kimg=0.032", "recipe.batch_by_res=8:4,16:4"]),
 ])
@@ -312,4 +314,6 @@ def test_style_based_recipes_train_under_two_processes(tmp_path, target, extra):
     _assert_same(r0["fp"], r1["fp"], what="rank 1 vs rank 0: ")
     assert r0["p"] == r1["p"]
     if target == "stylegan2":
-        assert r0["p"] != 0.5  # p moved, by the same amount on both ranks
+        assert r0["p"] is not None and r0["p"] != 0.5  # p moved, by the same amount on both ranks
+        # the path-length pass ran on both ranks (its running mean is per process, as in the reference)
+        assert r0["pl_mean"] > 0 and r1["pl_mean"] > 0
