@@ -183,6 +183,8 @@ def _example_inputs(m, key):
         return (torch.zeros(2, a["channels"], a["image_size"], a["image_size"]), *y)
     ch = getattr(net, "in_channels", None) or _first_conv_channels(net)
     s = a.get("image_size", 64)
+    if m.task == "upscale":  # G takes the LR tile, D the HR crop
+        s = a["hr_size"] if key == "D" else m.io.image_size
     return (torch.zeros(1, ch, s, s),)
 
 
@@ -201,6 +203,15 @@ def cmd_translate(args) -> int:
     written = translate_paths(args.ckpt, args.inputs, args.out, direction=args.direction, tile=args.tile,
                               overlap=args.overlap, device=args.device or "cpu", ema=not args.no_ema)
     print(f"translated {len(written)} image(s) into {args.out}")
+    return 0
+
+
+def cmd_upscale(args) -> int:
+    from .upscale import upscale_paths
+
+    written, scale = upscale_paths(args.ckpt, args.inputs, args.out, tile=args.tile, overlap=args.overlap,
+                                   device=args.device or "cpu", ema=not args.no_ema)
+    print(f"upscaled {len(written)} image(s) x{scale} into {args.out}")
     return 0
 
 
@@ -240,8 +251,15 @@ def cmd_weights_fetch(args) -> int:
         path = fetch_pretrained(args.name, args.to, url=args.url)
         print(f"ok  {path}  (convert it: ganforge import {path} --out runs/{args.name})")
         return 0
+    if args.name == "vgg19":
+        from .metrics.vgg_net import VGG19_ENV, fetch_vgg19_weights
+
+        path = fetch_vgg19_weights(args.to, url=args.url)
+        print(f"ok  {path}  (the SRGAN content loss finds it there; elsewhere set {VGG19_ENV}={path} or "
+              f"recipe.vgg_weights={path})")
+        return 0
     if args.name != "inception":
-        raise GanforgeError(f"unknown weights {args.name!r} (known: inception, {', '.join(ZOO)})")
+        raise GanforgeError(f"unknown weights {args.name!r} (known: inception, vgg19, {', '.join(ZOO)})")
     path = fetch_inception_weights(args.to, url=args.url)
     print(f"ok  {path}  (set GANFORGE_INCEPTION={path} or pass --inception-weights)")
     return 0
@@ -338,6 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default=None)
     tr.set_defaults(func=cmd_translate)
 
+    up = sub.add_parser("upscale", help="upscale images of any size with a super-resolution (SRGAN) checkpoint")
+    up.add_argument("ckpt", help="run folder or checkpoint folder")
+    up.add_argument("inputs", nargs="+", help="image files or folders")
+    up.add_argument("--out", required=True, help="output folder (each file keeps its name and format)")
+    up.add_argument("--tile", type=positive_int, default=128, help="tile size in input pixels (default 128)")
+    up.add_argument("--overlap", type=count_int, default=None, help="tile overlap in input pixels (default: tile/8)")
+    up.add_argument("--no-ema", action="store_true")
+    up.add_argument("--device", default=None)
+    up.set_defaults(func=cmd_upscale)
+
     e = sub.add_parser("eval", help="FID, KID, IS, precision/recall of a run or folder; PSNR/SSIM/L1 of folders")
     e.add_argument("target", help="run folder, checkpoint folder or image folder")
     e.add_argument("--ref", default=None, help="reference data: built-in name (mnist) or a path; a translation "
@@ -365,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("weights", help="download pinned feature-extractor weights")
     wsub = w.add_subparsers(dest="weights_cmd", required=True)
     wf = wsub.add_parser("fetch", help="download and verify (SHA-256) a weight file")
-    wf.add_argument("name", help="inception, or a StyleGAN2 network: stylegan2-ffhq-1024, stylegan2-metfaces-1024, "
+    wf.add_argument("name", help="inception (FID), vgg19 (SRGAN's content loss, torchvision's vgg19-dcbb9e9d.pth), "
+                    "or a StyleGAN2 network: stylegan2-ffhq-1024, stylegan2-metfaces-1024, "
                     "stylegan2-afhqdog-512, stylegan2-brecahad-512, stylegan2-cifar10-32 (pinned); "
                     "stylegan2-afhqcat-512, stylegan2-afhqwild-512, stylegan2-ffhq-512, stylegan2-ffhq-256 "
                     "(no checksum pinned: refused)")

@@ -197,7 +197,8 @@ def evaluate_translation_run(target: str, ref: str | None, metrics: Sequence[str
         record["metrics"] = values
     record["heldout"] = {"n": min(n, recipe.heldout_size()), "source": str(cfg.data.source),
                          "split": getattr(recipe.heldout, "split", None), "ema": used_ema, "step": conf.get("step"),
-                         "outputs": "8-bit rounded"}
+                         "outputs": "8-bit rounded",
+                         "baseline": getattr(recipe, "baseline_note", "baseline_* = the input itself as the output")}
     if ext is not None:
         record["heldout"]["n_A"], record["heldout"]["n_B"] = record["options"]["n_A"], record["options"]["n_B"]
     if skipped:
@@ -303,7 +304,7 @@ def format_result(record: dict[str, Any]) -> str:
                          f"{record.get('seed')}  ganforge {record.get('ganforge_version')}")
     if h:
         lines.append(f"held-out {h['source']} [{h['split']}]: {h['n']} items, step {h['step']}, "
-                     f"EMA {', '.join(h['ema']) or 'no'}; baseline_* = the input itself as the output")
+                     f"EMA {', '.join(h['ema']) or 'no'}; {h.get('baseline', 'baseline_* = the input itself as the output')}")
         if h.get("skipped"):
             lines.append(h["skipped"])
     if record.get("paired"):

@@ -42,7 +42,9 @@ class LoadedGenerator:
 
         psi != 1 (StyleGAN runs only): the truncation trick towards the tracked mean w."""
         if self.task != "noise":
-            raise GanforgeError(f"this {self.config['model']['name']} model translates images; it does not sample noise")
+            what = "upscales" if self.task == "upscale" else "translates"
+            raise GanforgeError(f"this {self.config['model']['name']} model {what} images; it does not sample noise "
+                                f"(use `ganforge {what[:-1]}`)")
         if psi != 1.0:
             from .tools.style import check_psi, mapping, require_style, synthesize
 

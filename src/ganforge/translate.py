@@ -24,13 +24,13 @@ from PIL import Image
 from torch import Tensor
 
 from .data.convert import to_canonical, to_channels, to_chw
-from .data.decode import IMAGE_EXTENSIONS
 from .data.paired import DIRECTIONS
 from .errors import GanforgeError
 from .pretrained import LoadedGenerator, load
 from .tools.tiling import translate_tiled
 from .training.checkpoint import read_config, resolve_checkpoint
 from .utils.images import save_image
+from .utils.inputs import collect_inputs
 
 def trained_direction(config: dict) -> str:
     """The direction a single-generator translation model (Pix2Pix) was trained in, from its config.json."""
@@ -46,7 +46,8 @@ def load_translator(ckpt: str | Path, direction: str | None = None, device: str 
     conf = read_config(path)
     name = (conf.get("model") or {}).get("name")
     if conf.get("task") != "translate":
-        raise GanforgeError(f"{path} holds a {name} model, which does not translate images (use `ganforge sample`)")
+        use = "ganforge upscale" if conf.get("task") == "upscale" else "ganforge sample"
+        raise GanforgeError(f"{path} holds a {name} model, which does not translate images (use `{use}`)")
     roles = [r for r in (conf.get("io_roles") or []) if r in DIRECTIONS] or \
         (["AtoB", "BtoA"] if conf.get("generator_key") == "G_AB" else [])
     if roles:  # one generator per direction (CycleGAN): the direction picks it
@@ -70,29 +71,6 @@ def read_image(path: Path, channels: int) -> Tensor:
     return torch.from_numpy(arr).div_(127.5).sub_(1.0).clamp_(-1.0, 1.0)[None]
 
 
-def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(image file, output path relative to --out) for every input file and every image under input folders."""
-    found: list[tuple[Path, Path]] = []
-    for item in inputs:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
-            found += [(f, f.relative_to(p).with_suffix(".png")) for f in files]
-        elif p.is_file():
-            found.append((p, Path(p.stem + ".png")))
-        else:
-            raise GanforgeError(f"no such input: {p}")
-    if not found:
-        raise GanforgeError(f"no images in {', '.join(inputs)} (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    seen: dict[Path, Path] = {}
-    for src, rel in found:
-        if rel in seen:
-            raise GanforgeError(f"{seen[rel]} and {src} would both be written to {rel}; translate them separately")
-        seen[rel] = src
-    return found
-
-
 def translate_paths(ckpt: str | Path, inputs: list[str], out: str | Path, direction: str | None = None,
                     tile: int | None = None, overlap: int | None = None, device: str = "cpu",
                     ema: bool = True) -> list[Path]:
@@ -106,8 +84,8 @@ def translate_paths(ckpt: str | Path, inputs: list[str], out: str | Path, direct
     overlap = tile // 4 if overlap is None else int(overlap)
     if not 0 <= overlap < tile:
         raise GanforgeError(f"--overlap must be >= 0 and smaller than the tile ({tile}), got {overlap}")
-    files = collect_inputs(inputs)
     out = Path(out)
+    files = collect_inputs(inputs, out, lambda rel: rel.with_suffix(".png"), "translate")
     if out.exists() and not out.is_dir():
         raise GanforgeError(f"--out {out} exists and is not a folder")
     in_ch = gen.io.in_channels

@@ -59,3 +59,13 @@ def test_unreachable_url_is_a_user_error(tmp_path):
     with pytest.raises(GanforgeError, match="could not download"):
         fetch_inception_weights(str(tmp_path) + "/", url="http://127.0.0.1:9/none")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_fetch_vgg19_refuses_a_file_with_the_wrong_hash_naming_both(source, tmp_path, capsys):
+    from ganforge.cli import main
+
+    code = main(["weights", "fetch", "vgg19", "--to", str(tmp_path / "w"), "--url", source.as_uri()])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "dcbb9e9d" in err[0] and PAYLOAD_SHA in err[0]  # the pinned and the actual hash
+    assert not (tmp_path / "w" / "vgg19-dcbb9e9d.pth").exists()

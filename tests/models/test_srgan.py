@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import ganforge.models.srgan as sr  # imported explicitly: registers "srgan" whatever models/__init__ lists
@@ -276,7 +277,33 @@ def test_registered_with_upscale_interface_and_args_rebuild():
         a, b = m[key].state_dict(), again[key].state_dict()
         assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
     defaults = create_model("srgan").args
-    assert defaults == dict(scale=4, channels=3, num_blocks=16, features=64, d_features=64, hr_size=96)
+    assert defaults == dict(scale=4, channels=3, num_blocks=16, features=64, d_features=64, hr_size=96, skip="none")
+
+
+def test_srresnet_model_is_g_alone_with_the_same_weight_names():
+    torch.manual_seed(0)
+    sr = create_model("srresnet", num_blocks=2, features=8, hr_size=32)
+    gan = create_model("srgan", num_blocks=2, features=8, hr_size=32, d_features=8)
+    assert set(sr.nets) == {"G"} and sr.task == "upscale" and sr.io.image_size == 8
+    assert {k: v.shape for k, v in sr["G"].state_dict().items()} == {k: v.shape for k, v in gan["G"].state_dict().items()}
+    assert create_model("srresnet", hr_size=12).args["hr_size"] == 12  # any multiple of the scale: no D to fit
+    with pytest.raises(GanforgeError, match="multiple of scale"):
+        create_model("srresnet", hr_size=30)
+
+
+def test_bicubic_skip_starts_near_bicubic_and_is_off_by_default():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 12, 10) * 2 - 1
+    bic = F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+    plain = sr.SRResNet(num_blocks=2, features=8).eval()
+    skip = sr.SRResNet(num_blocks=2, features=8, skip="bicubic").eval()
+    with torch.no_grad():
+        far, near = (plain(x) - bic).abs().mean(), (skip(x) - bic).abs().mean()
+        skip.tail.weight.zero_()
+        assert torch.allclose(skip(x), bic, atol=1e-6)  # the correction is exactly the tail's output
+    assert near < 0.2 * far
+    with pytest.raises(GanforgeError, match="skip must be one of"):
+        create_model("srgan", skip="nearest")
 
 
 def test_generate_through_the_interface():

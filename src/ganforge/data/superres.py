@@ -22,7 +22,9 @@ for one image and [N, C, H, W] for a batch, as everywhere in `ganforge.data`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,6 +81,13 @@ def _photo(name: str) -> np.ndarray:
     return arr
 
 
+def as_float(img: Tensor) -> Tensor:
+    """An image kept as uint8 (0..255) or float (already in [-1, 1]) as float32 in [-1, 1]."""
+    if img.dtype == torch.uint8:
+        return img.float() / 127.5 - 1.0
+    return img.float()
+
+
 def _to_tensor(arr: np.ndarray) -> Tensor:
     """uint8 HxWx3 -> float32 [3, H, W] in [-1, 1]."""
     return torch.from_numpy(arr.transpose(2, 0, 1).astype(np.float32)) / 127.5 - 1.0
@@ -111,6 +120,9 @@ def _default_length(images: list[Tensor], hr_size: int) -> int:
 
 class SRPairs(Dataset):
     """Random HR crops with their bicubic LR versions: items {"A": lr [C, s/r, s/r], "B": hr [C, s, s]}.
+
+    `images` are [C, H, W] tensors, float in [-1, 1] or uint8 (0..255: a quarter of the memory for large
+    photo folders; each crop is converted on the fly).
 
     Images are chosen with probability proportional to their area. Images smaller than `hr_size`
     on a side are refused (GanforgeError naming the image), not skipped.
@@ -152,7 +164,7 @@ class SRPairs(Dataset):
         h, w, s = img.shape[-2], img.shape[-1], self.hr_size
         top = int(torch.randint(0, h - s + 1, (1,), generator=gen))
         left = int(torch.randint(0, w - s + 1, (1,), generator=gen))
-        return img[:, top:top + s, left:left + s]
+        return as_float(img[:, top:top + s, left:left + s])
 
     def _augment(self, hr: Tensor, gen: torch.Generator) -> Tensor:
         draws = torch.rand(3, generator=gen)  # always three draws, so options do not shift the stream
@@ -180,6 +192,97 @@ def eval_pairs(images: list[Tensor], scale: int = 4) -> list[tuple[Tensor, Tenso
     pairs = []
     for img in images:
         h, w = img.shape[-2] // scale * scale, img.shape[-1] // scale * scale
-        hr = img[None, :, :h, :w].contiguous()
+        hr = as_float(img[None, :, :h, :w]).contiguous()
         pairs.append((bicubic_downsample(hr, scale), hr))
     return pairs
+
+
+# ---- sources: the built-in photos or a folder of high-resolution images --------------------------------
+DEMO_SOURCE = "demo:photos"
+HELD_OUT_SPLITS = ("test", "val")
+
+
+@dataclass
+class SRSource:
+    """High-resolution images of one split, where they came from, and the files left out (and why)."""
+
+    images: list[Tensor]
+    where: str
+    split: str
+    corrupt: list[str] = field(default_factory=list)
+    small: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line: source, split, image count and sizes, files left out."""
+        sides = [min(img.shape[-2:]) for img in self.images]
+        mp = sum(img.shape[-2] * img.shape[-1] for img in self.images) / 1e6
+        return (f"{self.where} [{self.split}]: {len(self.images)} HR image(s), {mp:.1f} megapixels, shortest side "
+                f"{min(sides)} px; {len(self.corrupt)} unreadable and {len(self.small)} too small skipped")
+
+
+def _split_files(root: Path, split: str) -> list[Path] | None:
+    """Image files of `split`: everything under ROOT/split, or for train the images of ROOT outside test/val."""
+    from .decode import IMAGE_EXTENSIONS
+
+    def images_under(folder: Path, skip_top: tuple[str, ...] = ()) -> list[Path]:
+        return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                      and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+                      and p.relative_to(folder).parts[0] not in skip_top)
+
+    if (root / split).is_dir():
+        return images_under(root / split)
+    if split == "train":
+        return images_under(root, skip_top=HELD_OUT_SPLITS)
+    return None
+
+
+def _read_hr(path: Path, channels: int) -> Tensor:
+    """One file as [C, H, W]: uint8 for 8-bit images, float32 in [-1, 1] for 16-bit ones (no precision lost)."""
+    from .decode import decode_image
+
+    with open(path, "rb") as fp:
+        arr = decode_image(fp, channels, None, "none")
+    if arr.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(arr))
+    return torch.from_numpy(arr.astype(np.float32)) / 127.5 - 1.0
+
+
+def load_sr_split(source: str, split: str, channels: int, min_side: int) -> SRSource | None:
+    """The HR images of `split` of a source (demo:photos or a folder); None when the split does not exist.
+
+    Unreadable files and images smaller than `min_side` (the HR crop) are skipped and counted."""
+    from .decode import DecodeError
+
+    if source == DEMO_SOURCE:
+        if split not in SPLITS:
+            return None
+        imgs = builtin_photos(split)
+        if channels == 1:  # ITU-R 601 luma, as data.convert does for files
+            w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+            imgs = [(img * w).sum(0, keepdim=True) for img in imgs]
+        names = TRAIN_PHOTOS if split == "train" else TEST_PHOTOS
+        return SRSource(imgs, f"{DEMO_SOURCE} ({', '.join(names)})", split)
+    if source.startswith("demo:"):
+        raise GanforgeError(f"unknown super-resolution demo {source!r} (built-in: {DEMO_SOURCE})")
+    root = Path(source).expanduser()
+    if not root.is_dir():
+        raise GanforgeError(f"super-resolution data must be a folder of high-resolution images or {DEMO_SOURCE}; "
+                            f"{root} is not a folder")
+    files = _split_files(root, split)
+    if files is None:
+        return None
+    out = SRSource([], str(root), split)
+    for f in files:
+        try:
+            img = _read_hr(f, channels)
+        except (DecodeError, OSError) as e:
+            out.corrupt.append(f"{f} ({e})")
+            continue
+        if min(img.shape[-2:]) < min_side:
+            out.small.append(f"{f} ({img.shape[-1]}x{img.shape[-2]})")
+            continue
+        out.images.append(img)
+    if not out.images:
+        why = f"{len(files)} image file(s), {len(out.corrupt)} unreadable, {len(out.small)} smaller than {min_side} px"
+        raise GanforgeError(f"no usable high-resolution images in {root} [{split}] ({why})")
+    return out

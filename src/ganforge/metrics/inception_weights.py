@@ -6,15 +6,12 @@ Nothing here touches the network unless `fetch_inception_weights` is called.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from ..errors import GanforgeError
-from ..utils.hashing import sha256_file
+from ..utils.download import download_verified, verify_sha256
+from ..utils.hashing import sha256_file  # noqa: F401  (re-exported by ganforge.metrics)
 
 INCEPTION_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = (
@@ -25,17 +22,6 @@ INCEPTION_BYTES = 95_628_359  # size of the published file, for progress reports
 INCEPTION_ENV = "GANFORGE_INCEPTION"
 
 _HOW_TO_GET = f"run `ganforge weights fetch inception` or set {INCEPTION_ENV}=/path/to/{INCEPTION_FILENAME}"
-
-
-def verify_sha256(path: str | os.PathLike, expected: str) -> str:
-    """Return the file's SHA-256, or raise GanforgeError naming both hashes when it differs."""
-    actual = sha256_file(path)
-    if actual != expected.lower():
-        raise GanforgeError(
-            f"SHA-256 mismatch for {path}: expected {expected.lower()}, got {actual} "
-            "(wrong or corrupt file; fetch it again)"
-        )
-    return actual
 
 
 def resolve_inception_weights(weights: str | os.PathLike | None = None) -> Path:
@@ -60,32 +46,4 @@ def fetch_inception_weights(
     dest = Path(to).expanduser()
     if dest.is_dir() or str(to).endswith(("/", os.sep)):
         dest = dest / INCEPTION_FILENAME
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_file() and sha256_file(dest) == expected_sha256.lower():
-        return dest  # already there and intact
-    url = url or INCEPTION_URL
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as resp:
-                    for chunk in iter(lambda: resp.read(1 << 20), b""):
-                        h.update(chunk)
-                        out.write(chunk)
-            except (urllib.error.URLError, OSError, ValueError) as e:
-                reason = getattr(e, "reason", None) or e
-                raise GanforgeError(f"could not download {url}: {reason}") from None
-            out.flush()
-            os.fsync(out.fileno())
-        actual = h.hexdigest()
-        if actual != expected_sha256.lower():
-            raise GanforgeError(
-                f"downloaded file from {url} has SHA-256 {actual}, expected {expected_sha256.lower()}; not saved"
-            )
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dest
+    return download_verified(url or INCEPTION_URL, dest, expected_sha256)

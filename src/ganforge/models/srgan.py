@@ -26,6 +26,8 @@ SRResNet 1,549,462 and the discriminator 23,565,505 (18,875,392 of them in the f
 """
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
@@ -34,6 +36,7 @@ from .base import GANModels
 from .interface import ModelIO
 
 SCALES = (2, 4, 8)
+SKIPS = ("none", "bicubic")  # "bicubic": G learns a correction to bicubic upsampling (not in the paper)
 D_WIDTHS = (1, 1, 2, 2, 4, 4, 8, 8)  # multiples of `features` for the discriminator's eight convs
 D_STRIDES = (1, 2, 1, 2, 1, 2, 1, 2)
 D_DENSE = 1024
@@ -62,6 +65,15 @@ def check_hr_size(hr_size: int) -> int:
     return hr_size
 
 
+def check_skip(skip: str, in_channels: int, out_channels: int) -> str:
+    """Return `skip` if SRResNet supports it ("none", or "bicubic" with as many input as output channels)."""
+    if skip not in SKIPS:
+        raise GanforgeError(f"srgan skip must be one of {', '.join(SKIPS)}, got {skip!r}")
+    if skip == "bicubic" and in_channels != out_channels:
+        raise GanforgeError("skip=bicubic adds the upsampled input to the output: it needs in_channels == out_channels")
+    return skip
+
+
 class ResidualBlock(nn.Module):
     """x + (conv3x3, BN, PReLU, conv3x3, BN)(x): the paper's k3n64s1 residual block."""
 
@@ -88,9 +100,10 @@ class SRResNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, scale: int = 4, num_blocks: int = 16,
-                 features: int = 64):
+                 features: int = 64, skip: str = "none"):
         super().__init__()
         check_scale(scale)
+        check_skip(skip, in_channels, out_channels)
         if num_blocks < 1:
             raise GanforgeError(f"srgan num_blocks must be >= 1, got {num_blocks}")
         self.in_channels, self.out_channels, self.scale, self.num_blocks = in_channels, out_channels, scale, num_blocks
@@ -99,13 +112,21 @@ class SRResNet(nn.Module):
         self.trunk_out = nn.Sequential(_conv(features, features, 3), nn.BatchNorm2d(features))
         self.upsample = nn.Sequential(*(upsample_stage(features) for _ in range(scale.bit_length() - 1)))
         self.tail = _conv(features, out_channels, 9)
+        self.skip = skip
+        if skip == "bicubic":  # start from bicubic upsampling plus a small correction, not from noise
+            with torch.no_grad():
+                self.tail.weight.mul_(0.1)
+                self.tail.bias.zero_()
 
     def trunk(self, h: Tensor) -> Tensor:
         """The residual trunk on the head's features h: the blocks, conv-BN, and the long skip from h."""
         return h + self.trunk_out(self.blocks(h))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.tail(self.upsample(self.trunk(self.head(x))))
+        out = self.tail(self.upsample(self.trunk(self.head(x))))
+        if self.skip == "bicubic":
+            out = out + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return out
 
 
 class SRGANDiscriminator(nn.Module):
@@ -147,7 +168,7 @@ def _check_positive(name: str, value: int) -> int:
 
 @register_model("srgan")
 def srgan(scale: int = 4, channels: int = 3, num_blocks: int = 16, features: int = 64, d_features: int = 64,
-          hr_size: int = 96) -> GANModels:
+          hr_size: int = 96, skip: str = "none") -> GANModels:
     """SRGAN networks: G an SRResNet (LR -> HR, `scale` x), D the SRGAN discriminator on hr_size x hr_size images.
 
     Training pairs are hr_size HR patches and their (hr_size // scale) LR versions; the paper's are 96 and 24.
@@ -158,11 +179,31 @@ def srgan(scale: int = 4, channels: int = 3, num_blocks: int = 16, features: int
     check_hr_size(hr_size)
     if hr_size % scale:  # implied by the multiple of 16 for the scales allowed today
         raise GanforgeError(f"srgan hr_size must be a multiple of scale ({scale}), got {hr_size}")
-    G = SRResNet(channels, channels, scale, num_blocks, features)
+    G = SRResNet(channels, channels, scale, num_blocks, features, skip)
     D = SRGANDiscriminator(channels, d_features, hr_size)
     args = dict(scale=scale, channels=channels, num_blocks=num_blocks, features=features, d_features=d_features,
-                hr_size=hr_size)
+                hr_size=hr_size, skip=skip)
     # image_size is the tile the generator takes (the LR patch); its output tiles are hr_size.
     io = ModelIO("upscale", image_size=hr_size // scale, in_channels=channels, out_channels=channels, scale=scale,
                  size_multiple=1)
     return GANModels(name="srgan", args=args, nets={"G": G, "D": D}, io=io)
+
+
+@register_model("srresnet")
+def srresnet(scale: int = 4, channels: int = 3, num_blocks: int = 16, features: int = 64,
+             hr_size: int = 96, skip: str = "none") -> GANModels:
+    """SRResNet alone (the paper's MSE-trained first stage): G only, no discriminator to train or save.
+
+    hr_size is the HR training crop (a multiple of scale). Its G has the same layers and weight names as the
+    `srgan` model's with the same arguments, so an SRGAN run starts from it with train.init_from=RUN.
+    """
+    for name, value in dict(channels=channels, num_blocks=num_blocks, features=features).items():
+        _check_positive(name, value)
+    check_scale(scale)
+    if isinstance(hr_size, bool) or not isinstance(hr_size, int) or hr_size < scale or hr_size % scale:
+        raise GanforgeError(f"srresnet hr_size must be a positive multiple of scale ({scale}), got {hr_size!r}")
+    G = SRResNet(channels, channels, scale, num_blocks, features, skip)
+    args = dict(scale=scale, channels=channels, num_blocks=num_blocks, features=features, hr_size=hr_size, skip=skip)
+    io = ModelIO("upscale", image_size=hr_size // scale, in_channels=channels, out_channels=channels, scale=scale,
+                 size_multiple=1)
+    return GANModels(name="srresnet", args=args, nets={"G": G}, io=io)

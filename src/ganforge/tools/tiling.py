@@ -25,6 +25,11 @@ from torch import Tensor
 
 from ..errors import GanforgeError
 
+# Super-resolution tiles, in input (low-resolution) pixels, overlapping by an eighth: what `ganforge upscale`
+# and the SR recipes' held-out evaluation use, so that evaluation measures what users get.
+UPSCALE_TILE = 128
+UPSCALE_OVERLAP = UPSCALE_TILE // 8
+
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles covering [0, length) with at least `overlap` pixels between neighbours."""

@@ -153,6 +153,13 @@ class Trainer:
                                 f"(it holds {', '.join(p.stem for p in sorted(path.glob('*.safetensors')))})")
         for n in wanted:
             ck.load_into(self.models.nets[n], ck.load_weights(path, n), f"{n} from {path}")
+        # Weights can fit while the model differs in an argument without weights (SRResNet's bicubic skip):
+        # then the loaded net computes something else than it was trained to.
+        theirs = {k: v for k, v in (conf.get("model") or {}).items() if k != "name"}
+        differ = [f"model.{k}={theirs[k]!r} there, {v!r} here" for k, v in self.cfg.model.items()
+                  if k in theirs and theirs[k] != v]
+        if differ:
+            self._warn(f"{path} was trained with other model settings: {'; '.join(differ)}")
         self._note(f"initialised {', '.join(wanted)} from {path} ({(conf.get('model') or {}).get('name')}, "
                    f"step {conf.get('step')}); optimizers start fresh")
 
