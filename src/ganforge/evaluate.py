@@ -179,7 +179,10 @@ def evaluate_translation_run(target: str, ref: str | None, metrics: Sequence[str
         nets[key] = models.nets[key].eval()
         if ema:
             used_ema.append(key)
-    recipe = rcls(models, rcls.Config(**{k: v for k, v in cfg.recipe.items() if k != "name"}), dev)
+    rargs = {k: v for k, v in cfg.recipe.items() if k != "name"}
+    if rargs.get("content") == "vgg":  # no training loss is computed here: do not ask for the VGG19 file
+        rargs["content"] = "mse"
+    recipe = rcls(models, rcls.Config(**rargs), dev)
     recipe.attach(cfg.train)
     recipe.build_dataset(cfg.data)
     values: dict[str, Any] = {}

@@ -318,3 +318,24 @@ def test_srgan_resume_is_bit_identical_across_the_learning_rate_step(tmp_path, m
     lrs = [json.loads(x).get("lr_G") for x in (full / "metrics.jsonl").read_text().splitlines()]
     # The line logged after k steps shows the rate of the coming step (index k): 1e-4 for index 1, 1e-5 from 2.
     assert lrs[:4] == pytest.approx([1e-4, 1e-5, 1e-5, 1e-5])
+
+
+def test_eval_of_a_vgg_trained_run_needs_no_vgg_file(tmp_path, monkeypatch, capsys):
+    """The content loss is a training matter: `ganforge eval` of a recipe.content=vgg run works without the file."""
+    import ganforge.metrics.vgg_net as vgg
+    from ganforge.utils.hashing import sha256_file
+
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    sd = {"features.0.weight": torch.randn(64, 3, 3, 3) * 0.1, "features.0.bias": torch.zeros(64)}
+    path = tmp_path / vgg.VGG19_FILENAME
+    torch.save(sd, path)
+    monkeypatch.setattr(vgg, "VGG19_SHA256_PREFIX", sha256_file(path)[:8])
+    run = ganforge.train("srgan", overrides=TINY_G + ["model.d_features=8", *FAST, "train.steps=1",
+                                                      "recipe.content=vgg", "recipe.vgg_layer=relu1_1",
+                                                      f"recipe.vgg_weights={path}"],
+                         name="v", runs_dir=str(tmp_path / "runs"))
+    path.unlink()
+    vgg.clear_vgg19_cache()
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 0
+    assert "psnr_y" in capsys.readouterr().out
