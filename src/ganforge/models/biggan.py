@@ -1,0 +1,375 @@
+"""BigGAN (Brock et al. 2019): class-conditional residual GAN with spectral norm, shared embedding and hierarchical z.
+
+Facts follow the authors' PyTorch reference (ajbrock/BigGAN-PyTorch, BigGAN.py and layers.py); the code is
+written anew. Module and buffer names match the reference's, so state dicts line up key for key.
+
+Generator: a shared class embedding (`shared`, a plain nn.Embedding as the reference: SN on it "seems to
+cripple G"); z is split into num_slots = (number of G blocks + 1) equal chunks: the first goes through
+`linear` to a 4x4x(in_channels[0]) map, chunk i+1 concatenated with the shared embedding conditions block i
+(both its conditional BatchNorms: gain = 1 + SNLinear, bias = SNLinear, both bias-free). Each block is
+BN-ReLU-up2(nearest)-conv3-BN-ReLU-conv3 plus a 1x1 learnable skip on the upsampled input; a non-local
+attention block follows the block at resolution `attn`; the output is BN-ReLU-conv3-tanh.
+
+Discriminator: residual down blocks (the first without pre-activation: conv3-ReLU-conv3-avgpool, skip avgpool
+then 1x1; the others ReLU-conv3-ReLU-conv3-avgpool, skip 1x1 then avgpool), attention after the block at
+resolution `attn`, ReLU, a global sum pool, `linear` to one logit, plus the projection term
+<embed(y), pooled features> with an SN embedding.
+
+Spectral norm is the reference's own: one power iteration per forward (u updated only in training), the
+weight divided by the estimated top singular value; buffers u0 (a random unit direction) and sv0 (the last
+estimate) are kept in the state dict and are not parameters. eps 1e-6 as the reference's ImageNet launch
+scripts (--SN_eps 1e-6), BatchNorm eps 1e-5. Weights are initialised orthogonally (--G_init/--D_init ortho).
+
+The paper's ImageNet 128 network (config `imagenet128`: ch 96, dim_z 120, shared_dim 128, attention at 64)
+has 70,433,988 G and 87,982,370 D parameters, equal to the reference's counts for the same arguments (the
+paper's "70.4M" and "88.0M").
+
+Differences from the reference: G takes class labels y and embeds them itself (`synthesize(z, e)` takes an
+embedding, for class interpolation); dim_z must split evenly into the chunks (the reference silently trims
+it); the output/input channel count is `channels` instead of a fixed 3.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import GanforgeError
+from ..registry import register_model
+from .base import GANModels
+from .interface import noise_io
+
+SN_EPS = 1e-6
+BN_EPS = 1e-5
+BOTTOM = 4  # G's first feature map is BOTTOM x BOTTOM
+
+# Channel multipliers of `ch` per block (the reference's G_arch / D_arch); D's first input is the image.
+G_ARCH: dict[int, dict[str, list[int]]] = {
+    32: dict(cin=[4, 4, 4], cout=[4, 4, 4], res=[8, 16, 32]),
+    64: dict(cin=[16, 16, 8, 4], cout=[16, 8, 4, 2], res=[8, 16, 32, 64]),
+    128: dict(cin=[16, 16, 8, 4, 2], cout=[16, 8, 4, 2, 1], res=[8, 16, 32, 64, 128]),
+    256: dict(cin=[16, 16, 8, 8, 4, 2], cout=[16, 8, 8, 4, 2, 1], res=[8, 16, 32, 64, 128, 256]),
+}
+D_ARCH: dict[int, dict[str, list]] = {
+    32: dict(cin=[4, 4, 4], cout=[4, 4, 4, 4], down=[True, True, False, False], res=[16, 16, 16, 16]),
+    64: dict(cin=[1, 2, 4, 8], cout=[1, 2, 4, 8, 16], down=[True] * 4 + [False], res=[32, 16, 8, 4, 4]),
+    128: dict(cin=[1, 2, 4, 8, 16], cout=[1, 2, 4, 8, 16, 16], down=[True] * 5 + [False],
+              res=[64, 32, 16, 8, 4, 4]),
+    256: dict(cin=[1, 2, 4, 8, 8, 16], cout=[1, 2, 4, 8, 8, 16, 16], down=[True] * 6 + [False],
+              res=[128, 64, 32, 16, 8, 4, 4]),
+}
+DEFAULT_DIM_Z = {32: 128, 64: 120, 128: 120, 256: 140}  # chunks of 32, 24, 20, 20
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    # The paper's ImageNet 128x128 BigGAN (the reference's launch_BigGAN_bs256x8.sh): 70,433,988 G and
+    # 87,982,370 D parameters, as the reference implementation counts them.
+    "imagenet128": dict(image_size=128, channels=3, num_classes=1000, ch=96, d_ch=96, dim_z=120, shared_dim=128,
+                        attn=64),
+}
+
+
+# ---- spectral norm -------------------------------------------------------------------------------------------
+class _SN:
+    """Spectral normalisation by power iteration (mixin for a module with `weight`): buffers u0 and sv0."""
+
+    def _init_sn(self, num_outputs: int, num_itrs: int, eps: float) -> None:
+        self.num_itrs, self.eps = num_itrs, eps
+        # torch.randn follows the default device, so the buffers are meta tensors under `torch.device("meta")`.
+        self.register_buffer("u0", torch.randn(1, num_outputs))
+        self.register_buffer("sv0", torch.ones(1))
+
+    def sn_weight(self) -> Tensor:
+        """The weight divided by its estimated largest singular value (u and sv updated in training only)."""
+        w = self.weight.view(self.weight.size(0), -1)
+        u = self.u0
+        for _ in range(self.num_itrs):
+            with torch.no_grad():
+                v = F.normalize(u @ w, eps=self.eps)
+                u = F.normalize(v @ w.t(), eps=self.eps)
+        sv = ((v @ w.t()) @ u.t()).squeeze()
+        if self.training:
+            with torch.no_grad():
+                self.u0.copy_(u)
+                self.sv0.copy_(sv.detach().reshape(1))
+        return self.weight / sv
+
+
+class SNConv2d(nn.Conv2d, _SN):
+    """A Conv2d whose weight is spectrally normalised."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int = 3, padding: int = 1, bias: bool = True,
+                 num_itrs: int = 1, eps: float = SN_EPS):
+        nn.Conv2d.__init__(self, cin, cout, kernel_size, padding=padding, bias=bias)
+        self._init_sn(cout, num_itrs, eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
+
+
+class SNLinear(nn.Linear, _SN):
+    """A Linear layer whose weight is spectrally normalised."""
+
+    def __init__(self, cin: int, cout: int, bias: bool = True, num_itrs: int = 1, eps: float = SN_EPS):
+        nn.Linear.__init__(self, cin, cout, bias=bias)
+        self._init_sn(cout, num_itrs, eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.sn_weight(), self.bias)
+
+
+class SNEmbedding(nn.Embedding, _SN):
+    """An Embedding whose [num_classes, dim] table is spectrally normalised."""
+
+    def __init__(self, num: int, dim: int, num_itrs: int = 1, eps: float = SN_EPS):
+        nn.Embedding.__init__(self, num, dim)
+        self._init_sn(num, num_itrs, eps)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return F.embedding(y, self.sn_weight())
+
+
+# ---- normalisation and blocks --------------------------------------------------------------------------------
+class CCBN(nn.Module):
+    """BatchNorm without affine, then per-sample gain 1 + gain(c) and bias bias(c) from a conditioning vector c."""
+
+    def __init__(self, channels: int, cond_dim: int, eps: float = BN_EPS):
+        super().__init__()
+        self.gain = SNLinear(cond_dim, channels, bias=False)
+        self.bias = SNLinear(cond_dim, channels, bias=False)
+        self.eps = eps
+        self.register_buffer("stored_mean", torch.zeros(channels))
+        self.register_buffer("stored_var", torch.ones(channels))
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        gain = (1 + self.gain(c)).view(c.size(0), -1, 1, 1)
+        bias = self.bias(c).view(c.size(0), -1, 1, 1)
+        out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None, self.training, 0.1, self.eps)
+        return out * gain + bias
+
+
+class BN(nn.Module):
+    """Plain BatchNorm with learnable gain/bias (the reference's `bn`, named as there); ignores a condition."""
+
+    def __init__(self, channels: int, eps: float = BN_EPS):
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+        self.register_buffer("stored_mean", torch.zeros(channels))
+        self.register_buffer("stored_var", torch.ones(channels))
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        return F.batch_norm(x, self.stored_mean, self.stored_var, self.gain, self.bias, self.training, 0.1,
+                            self.eps)
+
+
+class Attention(nn.Module):
+    """Non-local self-attention (SAGAN): x + gamma * o(g . softmax(theta^T phi)); phi and g max-pooled 2x."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        if ch < 8:
+            raise GanforgeError(f"biggan attention needs at least 8 channels, got {ch}")
+        self.ch = ch
+        self.theta = SNConv2d(ch, ch // 8, 1, padding=0, bias=False)
+        self.phi = SNConv2d(ch, ch // 8, 1, padding=0, bias=False)
+        self.g = SNConv2d(ch, ch // 2, 1, padding=0, bias=False)
+        self.o = SNConv2d(ch // 2, ch, 1, padding=0, bias=False)
+        self.gamma = nn.Parameter(torch.tensor(0.0))  # starts as the identity
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        n, _, h, w = x.shape
+        theta = self.theta(x).view(n, self.ch // 8, h * w)
+        phi = F.max_pool2d(self.phi(x), 2).view(n, self.ch // 8, h * w // 4)
+        g = F.max_pool2d(self.g(x), 2).view(n, self.ch // 2, h * w // 4)
+        beta = F.softmax(theta.transpose(1, 2) @ phi, -1)  # [n, hw, hw/4]
+        o = self.o((g @ beta.transpose(1, 2)).view(n, self.ch // 2, h, w))
+        return self.gamma * o + x
+
+
+class GBlock(nn.Module):
+    """BigGAN up block: ccbn-ReLU-up2-conv3-ccbn-ReLU-conv3, plus up2 then 1x1 conv on the skip."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int):
+        super().__init__()
+        self.conv1 = SNConv2d(cin, cout)
+        self.conv2 = SNConv2d(cout, cout)
+        self.conv_sc = SNConv2d(cin, cout, 1, padding=0)  # always learnable: every block upsamples
+        self.bn1 = CCBN(cin, cond_dim)
+        self.bn2 = CCBN(cout, cond_dim)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        h = F.interpolate(F.relu(self.bn1(x, c)), scale_factor=2.0)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h), c)))
+        return h + self.conv_sc(F.interpolate(x, scale_factor=2.0))
+
+
+class DBlock(nn.Module):
+    """BigGAN down block (wide: hidden = out channels); pre-activated except the first block."""
+
+    def __init__(self, cin: int, cout: int, preactivation: bool, downsample: bool):
+        super().__init__()
+        self.preactivation, self.downsample = preactivation, downsample
+        self.conv1 = SNConv2d(cin, cout)
+        self.conv2 = SNConv2d(cout, cout)
+        self.learnable_sc = cin != cout or downsample
+        if self.learnable_sc:
+            self.conv_sc = SNConv2d(cin, cout, 1, padding=0)
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        # The reference's order: 1x1 before pooling when pre-activated (cheaper), after it on the image.
+        if self.preactivation:
+            x = self.conv_sc(x) if self.learnable_sc else x
+            return F.avg_pool2d(x, 2) if self.downsample else x
+        x = F.avg_pool2d(x, 2) if self.downsample else x
+        return self.conv_sc(x) if self.learnable_sc else x
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.relu(x) if self.preactivation else x
+        h = self.conv2(F.relu(self.conv1(h)))
+        if self.downsample:
+            h = F.avg_pool2d(h, 2)
+        return h + self.shortcut(x)
+
+
+def _ortho_init(net: nn.Module) -> None:
+    """Orthogonal weights for every conv, linear and embedding (the reference's 'ortho'); skipped on meta."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)) and not m.weight.is_meta:
+            nn.init.orthogonal_(m.weight)
+
+
+# ---- networks -----------------------------------------------------------------------------------------------
+class BigGANGenerator(nn.Module):
+    """(z [N, dim_z], class labels [N]) -> images [N, channels, S, S] in [-1, 1]."""
+
+    def __init__(self, image_size: int = 128, channels: int = 3, num_classes: int = 1000, ch: int = 96,
+                 dim_z: int = 120, shared_dim: int = 128, attn: int = 64, init: bool = True):
+        super().__init__()
+        arch = G_ARCH[image_size]
+        cin, cout = [ch * m for m in arch["cin"]], [ch * m for m in arch["cout"]]
+        self.num_slots = len(cin) + 1
+        if dim_z % self.num_slots:
+            raise GanforgeError(f"biggan dim_z must be a multiple of {self.num_slots} at {image_size} px "
+                                f"(one chunk per block plus one), got {dim_z}")
+        self.dim_z, self.z_chunk_size, self.shared_dim = dim_z, dim_z // self.num_slots, shared_dim
+        self.z_dim = dim_z  # the name the rest of ganforge reads (summary, sampling)
+        self.shared = nn.Embedding(num_classes, shared_dim)
+        self.linear = SNLinear(self.z_chunk_size, cin[0] * BOTTOM * BOTTOM)
+        cond = shared_dim + self.z_chunk_size
+        blocks = []
+        for i, (a, b) in enumerate(zip(cin, cout)):
+            layers: list[nn.Module] = [GBlock(a, b, cond)]
+            if arch["res"][i] == attn:
+                layers.append(Attention(b))
+            blocks.append(nn.ModuleList(layers))
+        self.blocks = nn.ModuleList(blocks)
+        self.output_layer = nn.Sequential(BN(cout[-1]), nn.ReLU(), SNConv2d(cout[-1], channels))
+        if init:
+            _ortho_init(self)
+
+    def synthesize(self, z: Tensor, e: Tensor) -> Tensor:
+        """Images from latents z and shared class embeddings e [N, shared_dim] (e.g. interpolated ones)."""
+        zs = torch.split(z, self.z_chunk_size, 1)
+        h = self.linear(zs[0])
+        h = h.view(h.size(0), -1, BOTTOM, BOTTOM)
+        for blocklist, zi in zip(self.blocks, zs[1:]):
+            c = torch.cat([e, zi], 1)
+            for block in blocklist:
+                h = block(h, c)
+        return torch.tanh(self.output_layer(h))
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        return self.synthesize(z, self.shared(y))
+
+
+class BigGANDiscriminator(nn.Module):
+    """(images [N, channels, S, S], class labels [N]) -> logits [N] (unconditional term + projection)."""
+
+    def __init__(self, image_size: int = 128, channels: int = 3, num_classes: int = 1000, ch: int = 96,
+                 attn: int = 64, init: bool = True):
+        super().__init__()
+        arch = D_ARCH[image_size]
+        cin, cout = [channels] + [ch * m for m in arch["cin"]], [ch * m for m in arch["cout"]]
+        blocks = []
+        for i, (a, b) in enumerate(zip(cin, cout)):
+            layers: list[nn.Module] = [DBlock(a, b, preactivation=i > 0, downsample=arch["down"][i])]
+            if arch["res"][i] == attn:
+                layers.append(Attention(b))
+            blocks.append(nn.ModuleList(layers))
+        self.blocks = nn.ModuleList(blocks)
+        self.linear = SNLinear(cout[-1], 1)
+        self.embed = SNEmbedding(num_classes, cout[-1])
+        if init:
+            _ortho_init(self)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The sum-pooled ReLU features [N, C] that both output terms read."""
+        h = x
+        for blocklist in self.blocks:
+            for block in blocklist:
+                h = block(h)
+        return F.relu(h).sum([2, 3])
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        h = self.features(x)
+        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
+
+
+# ---- factory ------------------------------------------------------------------------------------------------
+def resolve_config(config: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The factory arguments with named config `config` filling those left at their defaults."""
+    if not config:
+        return dict(given)
+    if config not in CONFIGS:
+        raise GanforgeError(f"unknown BigGAN config {config!r} (known: {', '.join(sorted(CONFIGS))})")
+    defaults = {k: p.default for k, p in inspect.signature(biggan).parameters.items()}
+    out = dict(given)
+    for key, value in CONFIGS[config].items():
+        if given[key] == defaults[key]:
+            out[key] = value
+    return out
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GanforgeError(f"biggan {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+@register_model("biggan")
+def biggan(image_size: int = 32, channels: int = 3, num_classes: int = 10, ch: int = 32, d_ch: int | None = None,
+           dim_z: int | None = None, shared_dim: int = 128, attn: int | None = None, config: str = "") -> GANModels:
+    """BigGAN G and D (class-conditional, 32/64/128/256 px); config: 'imagenet128' (the paper's).
+
+    d_ch: D's width (None: ch). dim_z: None picks 128/120/120/140 at 32/64/128/256 px (chunks of 32/24/20/20).
+    attn: the resolution of the self-attention blocks, 0 for none; None picks 0 at 32 px (the reference's
+    CIFAR script) and 64 otherwise (at 64 px D has no 64x64 block, so only G gets one)."""
+    given = dict(image_size=image_size, channels=channels, num_classes=num_classes, ch=ch, d_ch=d_ch, dim_z=dim_z,
+                 shared_dim=shared_dim, attn=attn)
+    a = resolve_config(config, given)
+    if a["image_size"] not in G_ARCH:
+        raise GanforgeError(f"biggan image_size must be one of {', '.join(map(str, G_ARCH))}, got {a['image_size']!r}")
+    for name in ("channels", "num_classes", "ch", "shared_dim"):
+        _check_int(name, a[name], 1)
+    a["d_ch"] = a["ch"] if a["d_ch"] is None else _check_int("d_ch", a["d_ch"], 1)
+    a["dim_z"] = DEFAULT_DIM_Z[a["image_size"]] if a["dim_z"] is None else _check_int("dim_z", a["dim_z"], 1)
+    if a["attn"] is None:
+        a["attn"] = 0 if a["image_size"] == 32 else 64
+    _check_int("attn", a["attn"], 0)
+    resolutions = set(G_ARCH[a["image_size"]]["res"]) | set(D_ARCH[a["image_size"]]["res"])
+    if a["attn"] and a["attn"] not in resolutions:
+        raise GanforgeError(f"biggan attn must be 0 or one of {sorted(resolutions)} at {a['image_size']} px, "
+                            f"got {a['attn']}")
+    g = BigGANGenerator(a["image_size"], a["channels"], a["num_classes"], a["ch"], a["dim_z"], a["shared_dim"],
+                        a["attn"])
+    d = BigGANDiscriminator(a["image_size"], a["channels"], a["num_classes"], a["d_ch"], a["attn"])
+    io = noise_io(a["image_size"], a["channels"], a["dim_z"], a["num_classes"], z_chunks=g.num_slots,
+                  shared_dim=a["shared_dim"])
+    return GANModels(name="biggan", args={**a, "config": config}, nets={"G": g, "D": d}, io=io)
+
+
+biggan.configs = CONFIGS  # read by `ganforge models --params`
