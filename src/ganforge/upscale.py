@@ -213,7 +213,7 @@ def upscale_paths(ckpt: str | Path, inputs: list[str], out: str | Path, tile: in
     path = resolve_checkpoint(ckpt)
     check_upscaler(path)  # before reading any image: the model is the first question
     files = collect_inputs(inputs, out, output_name, "upscale")
-    gen = load_upscaler(path, device, ema)
+    gen = load(path, ema=ema, device=device)  # checked above
     written: list[Path] = []
     skipped: list[str] = []
     for src, rel in files:

@@ -204,6 +204,8 @@ def test_srresnet_then_srgan_from_it_through_the_cli(tmp_path, monkeypatch, caps
     assert main(["train", "srgan", "--name", "scratch", f"train.runs_dir={runs}", *TINY_G, "model.d_features=8",
                  *FAST, "train.steps=1", "recipe.content=mse"]) == 0
     assert "trains G from scratch" in capsys.readouterr().err
+    assert main(["eval", str(runs / "scratch")]) == 0  # evaluating is not training: no training notes
+    assert "note:" not in capsys.readouterr().err
     # ganforge eval on the SR run: PSNR-Y/SSIM-Y next to bicubic, the figures the run logged at that step.
     assert main(["eval", str(runs / "pre")]) == 0
     out = capsys.readouterr().out

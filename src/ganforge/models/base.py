@@ -1,12 +1,14 @@
 """The container every model factory returns: named networks plus the arguments that built them."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from ..errors import GanforgeError
 from .interface import ModelIO
 
 
@@ -50,3 +52,18 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
+
+
+def named_config(family: str, configs: dict[str, dict[str, Any]], factory: Callable[..., Any], config: str,
+                 given: dict[str, Any]) -> dict[str, Any]:
+    """The factory arguments `given`, with named config `config` filling those left at the factory's defaults."""
+    if not config:
+        return dict(given)
+    if config not in configs:
+        raise GanforgeError(f"unknown {family} config {config!r} (known: {', '.join(sorted(configs))})")
+    defaults = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
+    out = dict(given)
+    for key, value in configs[config].items():
+        if given[key] == defaults[key]:
+            out[key] = value
+    return out

@@ -15,8 +15,9 @@ then 1x1; the others ReLU-conv3-ReLU-conv3-avgpool, skip 1x1 then avgpool), atte
 resolution `attn`, ReLU, a global sum pool, `linear` to one logit, plus the projection term
 <embed(y), pooled features> with an SN embedding.
 
-Spectral norm is the reference's own: one power iteration per forward (u updated only in training), the
-weight divided by the estimated top singular value; buffers u0 (a random unit direction) and sv0 (the last
+Spectral norm (nn/spectral.py; conditional BN and attention are in nn/ too) is the reference's own: one
+power iteration per forward (u updated only in training), the weight divided by the estimated top singular
+value; buffers u0 (a random unit direction) and sv0 (the last
 estimate) are kept in the state dict and are not parameters. eps 1e-6 as the reference's ImageNet launch
 scripts (--SN_eps 1e-6), BatchNorm eps 1e-5. Weights are initialised orthogonally (--G_init/--D_init ortho).
 
@@ -30,7 +31,6 @@ it); the output/input channel count is `channels` instead of a fixed 3.
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -38,12 +38,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import GanforgeError
+from ..nn.attention import Attention
+from ..nn.conditional_bn import BN, CCBN
+from ..nn.spectral import SNConv2d, SNEmbedding, SNLinear
 from ..registry import register_model
-from .base import GANModels
+from .base import GANModels, named_config
 from .interface import noise_io
 
-SN_EPS = 1e-6
-BN_EPS = 1e-5
 BOTTOM = 4  # G's first feature map is BOTTOM x BOTTOM
 
 # Channel multipliers of `ch` per block (the reference's G_arch / D_arch); D's first input is the image.
@@ -71,125 +72,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-# ---- spectral norm -------------------------------------------------------------------------------------------
-class _SN:
-    """Spectral normalisation by power iteration (mixin for a module with `weight`): buffers u0 and sv0."""
-
-    def _init_sn(self, num_outputs: int, num_itrs: int, eps: float) -> None:
-        self.num_itrs, self.eps = num_itrs, eps
-        # torch.randn follows the default device, so the buffers are meta tensors under `torch.device("meta")`.
-        self.register_buffer("u0", torch.randn(1, num_outputs))
-        self.register_buffer("sv0", torch.ones(1))
-
-    def sn_weight(self) -> Tensor:
-        """The weight divided by its estimated largest singular value (u and sv updated in training only)."""
-        w = self.weight.view(self.weight.size(0), -1)
-        u = self.u0
-        for _ in range(self.num_itrs):
-            with torch.no_grad():
-                v = F.normalize(u @ w, eps=self.eps)
-                u = F.normalize(v @ w.t(), eps=self.eps)
-        sv = ((v @ w.t()) @ u.t()).squeeze()
-        if self.training:
-            with torch.no_grad():
-                self.u0.copy_(u)
-                self.sv0.copy_(sv.detach().reshape(1))
-        return self.weight / sv
-
-
-class SNConv2d(nn.Conv2d, _SN):
-    """A Conv2d whose weight is spectrally normalised."""
-
-    def __init__(self, cin: int, cout: int, kernel_size: int = 3, padding: int = 1, bias: bool = True,
-                 num_itrs: int = 1, eps: float = SN_EPS):
-        nn.Conv2d.__init__(self, cin, cout, kernel_size, padding=padding, bias=bias)
-        self._init_sn(cout, num_itrs, eps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.sn_weight(), self.bias, self.stride, self.padding)
-
-
-class SNLinear(nn.Linear, _SN):
-    """A Linear layer whose weight is spectrally normalised."""
-
-    def __init__(self, cin: int, cout: int, bias: bool = True, num_itrs: int = 1, eps: float = SN_EPS):
-        nn.Linear.__init__(self, cin, cout, bias=bias)
-        self._init_sn(cout, num_itrs, eps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.sn_weight(), self.bias)
-
-
-class SNEmbedding(nn.Embedding, _SN):
-    """An Embedding whose [num_classes, dim] table is spectrally normalised."""
-
-    def __init__(self, num: int, dim: int, num_itrs: int = 1, eps: float = SN_EPS):
-        nn.Embedding.__init__(self, num, dim)
-        self._init_sn(num, num_itrs, eps)
-
-    def forward(self, y: Tensor) -> Tensor:
-        return F.embedding(y, self.sn_weight())
-
-
-# ---- normalisation and blocks --------------------------------------------------------------------------------
-class CCBN(nn.Module):
-    """BatchNorm without affine, then per-sample gain 1 + gain(c) and bias bias(c) from a conditioning vector c."""
-
-    def __init__(self, channels: int, cond_dim: int, eps: float = BN_EPS):
-        super().__init__()
-        self.gain = SNLinear(cond_dim, channels, bias=False)
-        self.bias = SNLinear(cond_dim, channels, bias=False)
-        self.eps = eps
-        self.register_buffer("stored_mean", torch.zeros(channels))
-        self.register_buffer("stored_var", torch.ones(channels))
-
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        gain = (1 + self.gain(c)).view(c.size(0), -1, 1, 1)
-        bias = self.bias(c).view(c.size(0), -1, 1, 1)
-        out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None, self.training, 0.1, self.eps)
-        return out * gain + bias
-
-
-class BN(nn.Module):
-    """Plain BatchNorm with learnable gain/bias (the reference's `bn`, named as there); ignores a condition."""
-
-    def __init__(self, channels: int, eps: float = BN_EPS):
-        super().__init__()
-        self.gain = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-        self.register_buffer("stored_mean", torch.zeros(channels))
-        self.register_buffer("stored_var", torch.ones(channels))
-
-    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        return F.batch_norm(x, self.stored_mean, self.stored_var, self.gain, self.bias, self.training, 0.1,
-                            self.eps)
-
-
-class Attention(nn.Module):
-    """Non-local self-attention (SAGAN): x + gamma * o(g . softmax(theta^T phi)); phi and g max-pooled 2x."""
-
-    def __init__(self, ch: int):
-        super().__init__()
-        if ch < 8:
-            raise GanforgeError(f"biggan attention needs at least 8 channels, got {ch}")
-        self.ch = ch
-        self.theta = SNConv2d(ch, ch // 8, 1, padding=0, bias=False)
-        self.phi = SNConv2d(ch, ch // 8, 1, padding=0, bias=False)
-        self.g = SNConv2d(ch, ch // 2, 1, padding=0, bias=False)
-        self.o = SNConv2d(ch // 2, ch, 1, padding=0, bias=False)
-        self.gamma = nn.Parameter(torch.tensor(0.0))  # starts as the identity
-
-    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        n, _, h, w = x.shape
-        theta = self.theta(x).view(n, self.ch // 8, h * w)
-        phi = F.max_pool2d(self.phi(x), 2).view(n, self.ch // 8, h * w // 4)
-        g = F.max_pool2d(self.g(x), 2).view(n, self.ch // 2, h * w // 4)
-        beta = F.softmax(theta.transpose(1, 2) @ phi, -1)  # [n, hw, hw/4]
-        o = self.o((g @ beta.transpose(1, 2)).view(n, self.ch // 2, h, w))
-        return self.gamma * o + x
-
-
+# ---- blocks --------------------------------------------------------------------------------
 class GBlock(nn.Module):
     """BigGAN up block: ccbn-ReLU-up2-conv3-ccbn-ReLU-conv3, plus up2 then 1x1 conv on the skip."""
 
@@ -320,20 +203,6 @@ class BigGANDiscriminator(nn.Module):
 
 
 # ---- factory ------------------------------------------------------------------------------------------------
-def resolve_config(config: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The factory arguments with named config `config` filling those left at their defaults."""
-    if not config:
-        return dict(given)
-    if config not in CONFIGS:
-        raise GanforgeError(f"unknown BigGAN config {config!r} (known: {', '.join(sorted(CONFIGS))})")
-    defaults = {k: p.default for k, p in inspect.signature(biggan).parameters.items()}
-    out = dict(given)
-    for key, value in CONFIGS[config].items():
-        if given[key] == defaults[key]:
-            out[key] = value
-    return out
-
-
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise GanforgeError(f"biggan {name} must be an integer >= {minimum}, got {value!r}")
@@ -350,7 +219,7 @@ def biggan(image_size: int = 32, channels: int = 3, num_classes: int = 10, ch: i
     CIFAR script) and 64 otherwise (at 64 px D has no 64x64 block, so only G gets one)."""
     given = dict(image_size=image_size, channels=channels, num_classes=num_classes, ch=ch, d_ch=d_ch, dim_z=dim_z,
                  shared_dim=shared_dim, attn=attn)
-    a = resolve_config(config, given)
+    a = named_config("BigGAN", CONFIGS, biggan, config, given)
     if a["image_size"] not in G_ARCH:
         raise GanforgeError(f"biggan image_size must be one of {', '.join(map(str, G_ARCH))}, got {a['image_size']!r}")
     for name in ("channels", "num_classes", "ch", "shared_dim"):

@@ -26,7 +26,6 @@ recipe's to ask for (`mapping(update_w_avg=True)`, `mix_styles`, `noise_mode='ra
 """
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -38,7 +37,7 @@ from ..errors import GanforgeError
 from ..nn.equalized import AdaIN, EqualConv2d, EqualLinear, MinibatchStdDev, NoiseInjection, PixelNorm, bias_act
 from ..nn.upfirdn import filter2d, setup_filter
 from ..registry import register_model
-from .base import GANModels
+from .base import GANModels, named_config
 from .conditioning import ClusterPrior, check_clusters
 from .interface import noise_io
 
@@ -341,20 +340,6 @@ class StyleGANDiscriminator(Progressive):
         return out.squeeze(1)
 
 
-def resolve_config(config: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The factory arguments with named config `config` filling those left at their defaults."""
-    if not config:
-        return dict(given)
-    if config not in CONFIGS:
-        raise GanforgeError(f"unknown StyleGAN config {config!r} (known: {', '.join(sorted(CONFIGS))})")
-    defaults = {k: p.default for k, p in inspect.signature(stylegan).parameters.items()}
-    out = dict(given)
-    for key, value in CONFIGS[config].items():
-        if given[key] == defaults[key]:
-            out[key] = value
-    return out
-
-
 @register_model("stylegan")
 def stylegan(image_size: int = 32, channels: int = 3, z_dim: int = 512, w_dim: int = 512, mapping_layers: int = 8,
              fmap_base: int = 8192, fmap_max: int = 512, num_classes: int = 0, config: str = "",
@@ -368,7 +353,7 @@ def stylegan(image_size: int = 32, channels: int = 3, z_dim: int = 512, w_dim: i
         raise GanforgeError(f"mbstd_group must be >= 1, got {mbstd_group}")
     given = dict(image_size=image_size, channels=channels, z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers,
                  fmap_base=fmap_base, fmap_max=fmap_max, num_classes=num_classes)
-    a = resolve_config(config, given)
+    a = named_config("StyleGAN", CONFIGS, stylegan, config, given)
     resolution_log2(a["image_size"])  # one clear error before any layer is built
     g = StyleGANGenerator(**a, clusters=clusters)
     d = StyleGANDiscriminator(a["image_size"], a["channels"], a["fmap_base"], a["fmap_max"],

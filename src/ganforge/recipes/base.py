@@ -117,6 +117,11 @@ class Recipe:
         """Receive the loop's settings (TrainConfig) before training: steps, seed, batch size, EMA."""
         self.train_cfg = train
 
+    def training_notes(self) -> list[str]:
+        """Lines the loop prints when training starts (not when a run is only evaluated): what the run deviates
+        from, or what it assumes."""
+        return []
+
     def wrap(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
         """Wrap every trained network for multi-process training (the loop passes DDP's wrapper)."""
         self.ddp = {k: wrapper(net) for k, net in self.nets.items()}

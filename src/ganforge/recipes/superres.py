@@ -27,7 +27,6 @@ with `scale` pixels cropped from every border; averaged over images.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -312,16 +311,17 @@ class SRGANRecipe(SRResNetRecipe):
         self.optimizers["D"] = build_optimizer("adam", self.D.parameters(), cfg.d_lr or cfg.lr,
                                                (cfg.beta1, cfg.beta2), device)
 
-    def attach(self, train: Any) -> None:
-        """As SRResNet, and say so when G starts from random weights rather than a trained SRResNet."""
-        super().attach(train)
-        if not train.init_from:
-            print("ganforge: note: SRGAN trains G from scratch (no train.init_from); the paper starts it from a "
-                  "trained SRResNet: `ganforge train srresnet`, then train.init_from=RUN", file=sys.stderr)
+    def training_notes(self) -> list[str]:
+        """Say when G starts from random weights rather than a trained SRResNet, and which paper variant runs."""
+        notes = []
+        if not self.train_cfg.init_from:
+            notes.append("SRGAN trains G from scratch (no train.init_from); the paper starts it from a trained "
+                         "SRResNet: `ganforge train srresnet`, then train.init_from=RUN")
         if self.cfg.content != "vgg":  # the offline demo: say which variant of the paper this is
             variant = "SRGAN-MSE" if self.cfg.content == "mse" else "an L1 content loss (as ESRGAN's pixel term)"
-            print(f"ganforge: note: content loss {self.cfg.content}: {variant}, no weight file needed; the paper's "
-                  "SRGAN-VGG54 is recipe.content=vgg after `ganforge weights fetch vgg19`", file=sys.stderr)
+            notes.append(f"content loss {self.cfg.content}: {variant}, no weight file needed; the paper's "
+                         "SRGAN-VGG54 is recipe.content=vgg after `ganforge weights fetch vgg19`")
+        return notes
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """D's loss on logits of HR crops and of G's outputs."""

@@ -108,6 +108,8 @@ class Trainer:
         rcfg = rcls.Config(**{k: v for k, v in cfg.recipe.items() if k != "name"})
         self.recipe = rcls(self.models, rcfg, self.device, amp=t.amp)
         self.recipe.attach(t)
+        for message in self.recipe.training_notes():  # rank 0 only, and never when evaluating
+            self._note(f"note: {message}")
         self.dataset = self.recipe.build_dataset(cfg.data)
         targets = self.recipe.ema_targets()
         self.ema = EMA({k: self.models.nets[k] for k in targets}, t.ema) if t.ema > 0 else None
