@@ -6,7 +6,7 @@ GF      = $(VENV)/bin/ganforge
 STAMP   = $(VENV)/.ganforge-installed
 DEMO    ?= runs/demo
 
-.PHONY: install demo test bench judge clean
+.PHONY: install browser demo test bench judge clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,16 @@ demo: $(STAMP)
 	$(GF) sample $(DEMO) -n 100 --nrow 10 --out $(DEMO)/final-samples.png
 	$(PY) benchmarks/judge_run.py $(DEMO) -n 2000
 
-test: $(STAMP)
+# The web page's end-to-end tests drive Debian's Chromium through chromedriver (required under CI=true).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	  sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else echo "warning: chromium and chromium-driver are missing and cannot be installed here; browser tests will skip"; fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 bench: $(STAMP)

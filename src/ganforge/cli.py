@@ -94,35 +94,44 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     from .pretrained import load
 
-    seeds = psi = None
+    from .models.interface import check_threshold
+    from .tools.style import check_psi, is_style
+
+    seeds = psi = threshold = None
     if args.seeds is not None:
         from .tools.style import parse_seeds
 
         if args.n is not None or args.seed is not None:
             raise GanforgeError("give --seeds, or -n and --seed, not both")
         seeds = parse_seeds(args.seeds)
-    if args.trunc is not None:
-        from .tools.style import check_psi
-
-        psi = check_psi(args.trunc)
+    if args.trunc is not None and not 0 <= args.trunc < float("inf"):  # the run decides which meaning applies
+        raise GanforgeError(f"--trunc must be a finite number >= 0, got {args.trunc}")
     g = load(args.path, ema=not args.no_ema, device=args.device or "cpu")
+    if g.task != "noise":
+        g.sample(1)  # one clear line: this model translates or upscales
+    if args.cls is not None:
+        g.io.check_labels(args.cls)
+    if args.trunc is not None:
+        if is_style(g):
+            psi = check_psi(args.trunc)
+        else:
+            threshold = check_threshold(args.trunc)
     ema = " (EMA weights)" if g.ema else ""
-    if psi is not None:
-        from .tools.style import require_style
-
-        require_style(g, "--trunc")
+    how = ema + (f", truncation psi {psi:g}" if psi is not None else "") + \
+        (f", z truncated at {threshold:g} (resampled)" if threshold is not None else "") + \
+        (f", class {args.cls}" if args.cls is not None else "")
     if seeds is None:
         n = 64 if args.n is None else args.n
-        out = g.save_grid(args.out, n=n, seed=args.seed or 0, labels=args.cls, nrow=args.nrow, psi=psi or 1.0)
-        print(f"wrote {n} samples to {out}" + ema + (f", truncation psi {psi:g}" if psi is not None else ""))
+        out = g.save_grid(args.out, n=n, seed=args.seed or 0, labels=args.cls, nrow=args.nrow, psi=psi or 1.0,
+                          threshold=threshold)
+        print(f"wrote {n} samples to {out}" + how)
         return 0
     from .tools.style import seed_images
     from .utils.images import save_grid
 
-    imgs = seed_images(g, seeds, psi=1.0 if psi is None else psi, labels=args.cls)
+    imgs = seed_images(g, seeds, psi=1.0 if psi is None else psi, labels=args.cls, threshold=threshold)
     out = save_grid(imgs, args.out, nrow=args.nrow or 8)
-    print(f"wrote {len(seeds)} samples (one per seed) to {out}" + ema +
-          (f", truncation psi {psi:g}" if psi is not None else ""))
+    print(f"wrote {len(seeds)} samples (one per seed) to {out}" + how)
     return 0
 
 
@@ -215,6 +224,15 @@ def cmd_upscale(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export, summary
+
+    result = export(args.run, args.format, args.out, direction=args.direction, ema=not args.no_ema,
+                    opset=args.opset, tolerance=args.atol)
+    print(summary(result))
+    return 0
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate, format_result, write_record
 
@@ -282,6 +300,13 @@ def cmd_data_fetch(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    serve(args.runs, host=args.host, port=args.port, device=args.device or "cpu", cache_size=args.cache,
+          max_upload_mb=args.max_upload_mb)
+    return 0
+
 VALUE_OPTIONS = ("--strengths",)  # their values may start with '-' (-3:3:7), which argparse takes for an option
 
 
@@ -324,8 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="samples.png", help="output image")
     s.add_argument("--seed", type=seed_int, default=None, help="seed of the n latents (default 0)")
     s.add_argument("--seeds", default=None, help="one image per seed, e.g. 0-63 or 1,5,9 (instead of -n/--seed)")
-    s.add_argument("--trunc", type=float, default=None, metavar="PSI",
-                   help="StyleGAN runs: truncation psi in [0, 2] towards the tracked mean w")
+    s.add_argument("--trunc", type=float, default=None, metavar="T",
+                   help="truncation: on StyleGAN runs psi in [0, 2] towards the tracked mean w; on other noise "
+                   "models (BigGAN) the threshold beyond which entries of z are redrawn (>= 0.04; lower: "
+                   "closer to typical, less varied)")
     s.add_argument("--class", dest="cls", type=count_int, default=None, help="class label for conditional models")
     s.add_argument("--nrow", type=positive_int, default=None, help="images per row")
     s.add_argument("--no-ema", action="store_true", help="use the raw generator, not its EMA")
@@ -365,6 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-ema", action="store_true")
     up.add_argument("--device", default=None)
     up.set_defaults(func=cmd_upscale)
+
+    ex = sub.add_parser("export", help="export a run's generator to ONNX or TorchScript, checked against PyTorch",
+                        description="Export the generator of a run (its EMA weights unless --no-ema) with a dynamic "
+                        "batch axis (and, for image inputs, dynamic height and width: multiples of the model's "
+                        "size multiple, written in FILE.json). Outputs are clamped to [-1, 1] as `ganforge sample` "
+                        "clamps; StyleGANs export with their fixed noise and no truncation. The file is run on "
+                        "seeded inputs and compared with PyTorch; above the tolerance nothing is written.")
+    ex.add_argument("run", help="run folder or checkpoint folder")
+    ex.add_argument("--format", required=True, metavar="{onnx,torchscript}", help="onnx (.onnx) or torchscript (.pt)")
+    ex.add_argument("--out", required=True, help="file to write (.onnx or .pt); FILE.json describes its inputs")
+    ex.add_argument("--direction", default=None, help="AtoB or BtoA (CycleGAN; Pix2Pix: its training direction)")
+    ex.add_argument("--no-ema", action="store_true", help="export the raw generator, not its EMA")
+    ex.add_argument("--opset", type=positive_int, default=None, help="ONNX opset (default 18)")
+    ex.add_argument("--atol", type=float, default=None, help="largest accepted |export - pytorch| (default 1e-4)")
+    ex.set_defaults(func=cmd_export)
 
     e = sub.add_parser("eval", help="FID, KID, IS, precision/recall of a run or folder; PSNR/SSIM/L1 of folders")
     e.add_argument("target", help="run folder, checkpoint folder or image folder")
@@ -409,6 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "stylegan2-pytorch checkpoint (.pt)")
     im.add_argument("--out", required=True, help="run folder to create (must not exist, or be empty)")
     im.set_defaults(func=cmd_import)
+
+    sv = sub.add_parser("serve", help="a local web page and JSON API for the runs of a folder",
+                        description="Serve a page (and a JSON API, schema at /openapi.json) to sample, explore, "
+                        "translate and upscale with the runs found under --runs. Listens on 127.0.0.1 unless "
+                        "--host says otherwise; there is no authentication.")
+    sv.add_argument("--runs", default="runs", help="folder holding the runs (default: runs)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=_bounded_int(0, 65536), default=8000, help="port (default 8000; 0: a free one)")
+    sv.add_argument("--device", default=None, help="cpu (default), cuda or mps")
+    sv.add_argument("--cache", type=positive_int, default=4, help="models kept loaded (default 4)")
+    sv.add_argument("--max-upload-mb", type=float, default=8.0, help="largest accepted upload (default 8 MiB)")
+    sv.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("data", help="inspect or download datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)

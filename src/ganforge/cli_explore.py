@@ -1,4 +1,5 @@
-"""`ganforge mix | interpolate | project | direction | edit`: exploring a StyleGAN run from the command line.
+"""`ganforge mix | interpolate | project | direction | edit | classes | truncation`: exploring a run from the
+command line (StyleGAN's W space; the classes and truncation of conditional models such as BigGAN).
 
 Part of the command line (cli.py builds the parser and reports errors): these functions parse and
 check arguments, call `ganforge.tools`, and print. Every check on user input runs before any image is
@@ -48,12 +49,113 @@ def cmd_mix(args) -> int:
     return 0
 
 
+def _parse_classes(text: str) -> list[int]:
+    """Class indices from "3,8" or "0-9" (the seed syntax)."""
+    from .tools.style import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except GanforgeError:
+        raise GanforgeError(f"bad classes {text!r}: use lists and ranges of class indices like 3,8 or 0-9") from None
+
+
+def _threshold(value) -> float | None:
+    from .models.interface import check_threshold
+
+    return None if value is None else check_threshold(value)
+
+
+def _noise_run(args):
+    from .pretrained import load
+
+    g = load(args.path, ema=not args.no_ema, device=args.device or "cpu")
+    if g.task != "noise":
+        g.sample(1)  # one clear line: this model translates or upscales
+    return g
+
+
+def cmd_classes(args) -> int:
+    from .tools.conditional import class_sheet, require_classes
+    from .utils.images import save_grid
+
+    classes = None if args.classes is None else _parse_classes(args.classes)
+    threshold = _threshold(args.trunc)
+    g = _noise_run(args)
+    k = require_classes(g, "a class sheet (`ganforge classes`)")
+    sheet = class_sheet(g, classes, per_class=args.per_class, seed=args.seed, threshold=threshold)
+    out = save_grid(sheet, args.out, nrow=args.per_class)
+    rows = len(classes) if classes is not None else k
+    print(f"wrote a class sheet to {out}: {rows} rows (one per class), {args.per_class} seeds from {args.seed}"
+          + (f", z truncated at {threshold:g}" if threshold is not None else ""))
+    return 0
+
+
+def cmd_truncation(args) -> int:
+    from .utils.images import save_grid
+    from .tools.conditional import truncation_sweep
+
+    values = []
+    for part in str(args.values).split(","):
+        part = part.strip().lower()
+        values.append(None if part in ("none", "off") else _threshold(part))
+    g = _noise_run(args)
+    if args.cls is not None:
+        g.io.check_labels(args.cls)
+    sheet = truncation_sweep(g, values, n=args.n, seed=args.seed, label=args.cls)
+    out = save_grid(sheet, args.out, nrow=args.n)
+    names = ", ".join("none" if v is None else f"{v:g}" for v in values)
+    print(f"wrote a truncation sweep to {out}: one row per threshold ({names}), {args.n} seeds from {args.seed}")
+    return 0
+
+
+def _class_walk(args) -> int:
+    from .tools.conditional import class_walk
+    from .tools.style import parse_seeds
+    from .utils.images import save_grid
+
+    pair = _parse_classes(args.classes)
+    if len(pair) != 2:
+        raise GanforgeError(f"--classes takes two classes to walk between, e.g. 3,8; got {args.classes!r}")
+    seeds = parse_seeds(args.seeds)
+    if Path(args.out).suffix.lower() not in (".png", ".gif", ".mp4"):
+        raise GanforgeError(f"--out must end in .png (a sheet: one row per seed), .gif or .mp4, got {args.out!r}")
+    threshold = _threshold(args.trunc_z)
+    if Path(args.out).suffix.lower() != ".png":
+        from .tools.animation import check_animation_path, check_size
+
+        check_animation_path(args.out)
+        check_size(args.size)
+    g = _noise_run(args)
+    walk = class_walk(g, pair[0], pair[1], seeds, steps=args.frames, threshold=threshold)
+    if Path(args.out).suffix.lower() == ".png":
+        out = save_grid(walk.flatten(0, 1), args.out, nrow=args.frames)
+        what = f"a {len(seeds)}x{args.frames} sheet (one row per seed)"
+    else:
+        import torch
+
+        from .tools.animation import write_animation
+        from .utils.images import make_grid
+
+        frames = torch.stack([make_grid(walk[:, f], nrow=len(seeds)) for f in range(args.frames)])
+        out = write_animation(frames, args.out, fps=args.fps, size=args.size)
+        what = f"{args.frames} frames"
+    print(f"wrote {what} walking the class embedding from class {pair[0]} to {pair[1]} to {out}")
+    return 0
+
+
 def cmd_interpolate(args) -> int:
     from .pretrained import load
     from .tools.animation import check_animation_path, check_size, write_animation
     from .tools.interpolation import interpolate
     from .tools.style import check_psi, parse_seeds, require_style
 
+    if args.classes is not None:
+        if args.cls is not None or args.space != "z" or args.trunc != 1.0:
+            raise GanforgeError("--classes walks between two classes at fixed seeds: it takes no --class, "
+                                "--space or --trunc (use --trunc-z for BigGAN's truncation)")
+        return _class_walk(args)
+    if args.trunc_z is not None:
+        raise GanforgeError("--trunc-z applies to class walks (--classes); seed walks take --trunc")
     seeds = parse_seeds(args.seeds)
     if len(seeds) < 2:
         raise GanforgeError(f"--seeds needs at least 2 seeds to walk between, got {len(seeds)}")
@@ -165,10 +267,16 @@ def add_explore_commands(sub) -> None:
     mx.add_argument("--trunc", **psi)
     mx.set_defaults(func=cmd_mix)
 
-    it = sub.add_parser("interpolate", help="animated walk through seeds (GIF or MP4)",
-                        description="Slerp in Z or lerp in W through the seeds in order; N frames per segment.")
+    it = sub.add_parser("interpolate", help="animated walk through seeds (GIF or MP4), or between two classes",
+                        description="Slerp in Z or lerp in W through the seeds in order; N frames per segment. "
+                        "With --classes A,B (BigGAN): each seed's z held fixed while the shared class embedding "
+                        "moves from class A's to class B's; a .png out is a sheet with one row per seed.")
     _run_args(it)
-    it.add_argument("--seeds", required=True, help="seeds to pass through, in order, e.g. 1,2,3")
+    it.add_argument("--seeds", required=True, help="seeds to pass through, in order, e.g. 1,2,3 (with --classes: "
+                    "the seeds of the rows)")
+    it.add_argument("--classes", default=None, help="two classes A,B: walk the class embedding (BigGAN)")
+    it.add_argument("--trunc-z", type=float, default=None, metavar="T",
+                    help="with --classes: z entries beyond +-T redrawn (BigGAN's truncation)")
     it.add_argument("--space", choices=("z", "w"), default="z", help="z (any noise model) or w (StyleGAN)")
     it.add_argument("--frames", type=_bounded_int(2), default=30, help="frames per segment (>= 2)")
     it.add_argument("--loop", action="store_true", help="walk back to the first seed")
@@ -178,6 +286,29 @@ def add_explore_commands(sub) -> None:
     it.add_argument("--fps", type=float, default=20.0)
     it.add_argument("--trunc", **psi)
     it.set_defaults(func=cmd_interpolate)
+
+    cs = sub.add_parser("classes", help="class sheet of a conditional model: one row per class",
+                        description="Row i: class i (or the i-th of --classes); column j: seed SEED + j, the "
+                        "same z in every row.")
+    _run_args(cs, cls=False)
+    cs.add_argument("--classes", default=None, help="classes to show, e.g. 0-9 or 1,7 (default: all)")
+    cs.add_argument("--per-class", type=_bounded_int(1, 256), default=8, help="seeds per class (default 8)")
+    cs.add_argument("--seed", type=seed_int, default=0, help="first seed")
+    cs.add_argument("--trunc", type=float, default=None, metavar="T",
+                    help="z entries beyond +-T redrawn (BigGAN's truncation, >= 0.04)")
+    cs.add_argument("--out", default="classes.png", help="output image")
+    cs.set_defaults(func=cmd_classes)
+
+    tr = sub.add_parser("truncation", help="truncation sweep: one row per threshold",
+                        description="Row i: z with entries beyond +-T_i redrawn (BigGAN's truncation trick; "
+                        "'none' for no truncation); column j: seed SEED + j. Lower thresholds trade variety for "
+                        "typical samples.")
+    _run_args(tr)
+    tr.add_argument("--values", default="none,2,1,0.5,0.25", help="thresholds, e.g. none,2,1,0.5,0.25")
+    tr.add_argument("-n", type=_bounded_int(1, 256), default=8, help="seeds per row (default 8)")
+    tr.add_argument("--seed", type=seed_int, default=0, help="first seed")
+    tr.add_argument("--out", default="truncation.png", help="output image")
+    tr.set_defaults(func=cmd_truncation)
 
     pj = sub.add_parser("project", help="find the latent of a real image (StyleGAN)",
                         description="Optimise w (or per-layer w+) and the noise maps to reconstruct IMAGE, as "

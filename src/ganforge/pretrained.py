@@ -37,10 +37,11 @@ class LoadedGenerator:
 
     @torch.no_grad()
     def sample(self, n: int = 64, seed: int = 0, labels: Tensor | int | None = None, batch_size: int = 256,
-               psi: float = 1.0) -> Tensor:
+               psi: float = 1.0, threshold: float | None = None) -> Tensor:
         """n images in [-1, 1] from seeded latents (labels cycle through classes unless given).
 
-        psi != 1 (StyleGAN runs only): the truncation trick towards the tracked mean w."""
+        psi != 1 (StyleGAN runs only): the truncation trick towards the tracked mean w.
+        threshold (any noise model; BigGAN's truncation trick): entries of z beyond +-threshold redrawn."""
         if self.task != "noise":
             what = "upscales" if self.task == "upscale" else "translates"
             raise GanforgeError(f"this {self.config['model']['name']} model {what} images; it does not sample noise "
@@ -50,7 +51,7 @@ class LoadedGenerator:
 
             require_style(self, "truncation (psi)")
             psi = check_psi(psi)
-        z, y = self.io.latents(n, seed, labels)
+        z, y = self.io.latents(n, seed, labels, threshold=threshold)
         if psi != 1.0:
             out = synthesize(self, mapping(self, z, y, psi=psi, batch_size=batch_size), batch_size=batch_size)
         else:
@@ -63,9 +64,9 @@ class LoadedGenerator:
         return self.io.generate(self.net, image=image)
 
     def save_grid(self, path: str | Path, n: int = 64, seed: int = 0, labels: Tensor | int | None = None,
-                  nrow: int | None = None, psi: float = 1.0) -> Path:
-        """Sample n images (truncated by psi on StyleGAN runs) and save them as one grid."""
-        imgs = self.sample(n, seed, labels, psi=psi)
+                  nrow: int | None = None, psi: float = 1.0, threshold: float | None = None) -> Path:
+        """Sample n images (truncated by psi on StyleGAN runs, or z by a threshold) and save them as one grid."""
+        imgs = self.sample(n, seed, labels, psi=psi, threshold=threshold)
         if nrow is None:
             nrow = self.num_classes if (self.num_classes and labels is None) else 8
         return save_grid(imgs, path, nrow=nrow)

@@ -240,6 +240,6 @@ def test_defaults():
 def test_summary_of_both_networks(capsys):
     from ganforge.cli import main
 
-    assert main(["summary", "biggan"]) == 0
+    assert main(["summary", "biggan", "model.channels=3", "model.ch=32"]) == 0  # over the digit preset's
     out = capsys.readouterr().out
-    assert "1,253,379" in out and "1,055,105" in out  # G and D at the defaults (32 px, ch 32)
+    assert "1,253,379" in out and "1,055,105" in out  # G and D at the factory defaults (32 px, RGB, ch 32)

@@ -29,3 +29,21 @@ def path_lengths(images: Tensor, ws: Tensor, noise: Tensor) -> Tensor:
     y = noise / (images.shape[2] * images.shape[3]) ** 0.5
     (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
     return grad.square().sum(2).mean(1).sqrt()
+
+
+@torch.no_grad()
+def add_ortho_grad(params: list[Tensor], strength: float) -> None:
+    """Add the gradient of BigGAN's off-diagonal orthogonal regularisation to each parameter's .grad.
+
+    W is the parameter viewed as [out, -1]. The reference (ajbrock/BigGAN-PyTorch utils.ortho) adds
+    2 * strength * ((W W^T) * (1 - I)) W to the gradient rather than a term to the loss: the exact gradient of
+    strength/2 * ||W W^T * (1 - I)||_F^2, half that of the paper's eq. 3 as written. This does the same, so
+    `strength` means what the reference's --G_ortho means. 1-D parameters (biases, gains) are skipped; leave
+    the shared class embedding's table out of `params` (the reference's blacklist)."""
+    for p in params:
+        if p.grad is None or p.dim() < 2:
+            continue
+        w = p.reshape(p.shape[0], -1)
+        gram = w @ w.t()
+        gram.fill_diagonal_(0)
+        p.grad.add_((gram @ w).view_as(p), alpha=2 * strength)

@@ -28,6 +28,14 @@ paper's "70.4M" and "88.0M").
 Differences from the reference: G takes class labels y and embeds them itself (`synthesize(z, e)` takes an
 embedding, for class interpolation); dim_z must split evenly into the chunks (the reference silently trims
 it); the output/input channel count is `channels` instead of a fixed 3.
+
+BigGAN-deep (the factory's `deep=True`, networks in biggan_deep.py, after the reference's BigGANdeep.py):
+two bottlenecked residual blocks per resolution (1x1-3x3-3x3-1x1, the 3x3s at a quarter of the width), G's
+skip drops channels and D's concatenates new ones, D starts with a 3x3 stem conv, and z is not split: the
+full z concatenated with the shared embedding feeds `linear` and conditions every block (dim_z defaults to
+the reference's 128 at every resolution). Config `imagenet128-deep` (the paper's ImageNet 128 BigGAN-deep,
+the reference's launch_BigGAN_deep.sh: ch 128, dim_z 128, shared_dim 128, attention at 64) has 50,244,484 G
+and 34,590,210 D parameters, equal to the reference's counts for the same arguments.
 """
 from __future__ import annotations
 
@@ -69,6 +77,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # 87,982,370 D parameters, as the reference implementation counts them.
     "imagenet128": dict(image_size=128, channels=3, num_classes=1000, ch=96, d_ch=96, dim_z=120, shared_dim=128,
                         attn=64),
+    # The paper's ImageNet 128x128 BigGAN-deep (the reference's launch_BigGAN_deep.sh, G_depth=D_depth=2):
+    # 50,244,484 G and 34,590,210 D parameters, as the reference implementation counts them.
+    "imagenet128-deep": dict(image_size=128, channels=3, num_classes=1000, ch=128, d_ch=128, dim_z=128,
+                             shared_dim=128, attn=64, deep=True),
 }
 
 
@@ -211,33 +223,46 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 @register_model("biggan")
 def biggan(image_size: int = 32, channels: int = 3, num_classes: int = 10, ch: int = 32, d_ch: int | None = None,
-           dim_z: int | None = None, shared_dim: int = 128, attn: int | None = None, config: str = "") -> GANModels:
-    """BigGAN G and D (class-conditional, 32/64/128/256 px); config: 'imagenet128' (the paper's).
+           dim_z: int | None = None, shared_dim: int = 128, attn: int | None = None, config: str = "",
+           deep: bool = False) -> GANModels:
+    """BigGAN G and D (class-conditional, 32/64/128/256 px); config: 'imagenet128' or 'imagenet128-deep' (the
+    paper's). deep: BigGAN-deep's networks (biggan_deep.py) instead, z unsplit.
 
-    d_ch: D's width (None: ch). dim_z: None picks 128/120/120/140 at 32/64/128/256 px (chunks of 32/24/20/20).
-    attn: the resolution of the self-attention blocks, 0 for none; None picks 0 at 32 px (the reference's
-    CIFAR script) and 64 otherwise (at 64 px D has no 64x64 block, so only G gets one)."""
+    d_ch: D's width (None: ch). dim_z: None picks 128/120/120/140 at 32/64/128/256 px (chunks of 32/24/20/20),
+    128 everywhere if deep. attn: the resolution of the self-attention blocks, 0 for none; None picks 0 at 32 px
+    (the reference's CIFAR script) and 64 otherwise (at 64 px D has no 64x64 block, so only G gets one)."""
     given = dict(image_size=image_size, channels=channels, num_classes=num_classes, ch=ch, d_ch=d_ch, dim_z=dim_z,
-                 shared_dim=shared_dim, attn=attn)
+                 shared_dim=shared_dim, attn=attn, deep=deep)
     a = named_config("BigGAN", CONFIGS, biggan, config, given)
+    if not isinstance(a["deep"], bool):
+        raise GanforgeError(f"biggan deep must be True or False, got {a['deep']!r}")
+    from . import biggan_deep  # here: biggan_deep imports this module's blocks and tables
     if a["image_size"] not in G_ARCH:
         raise GanforgeError(f"biggan image_size must be one of {', '.join(map(str, G_ARCH))}, got {a['image_size']!r}")
     for name in ("channels", "num_classes", "ch", "shared_dim"):
         _check_int(name, a[name], 1)
     a["d_ch"] = a["ch"] if a["d_ch"] is None else _check_int("d_ch", a["d_ch"], 1)
-    a["dim_z"] = DEFAULT_DIM_Z[a["image_size"]] if a["dim_z"] is None else _check_int("dim_z", a["dim_z"], 1)
+    if a["dim_z"] is None:
+        a["dim_z"] = biggan_deep.DEFAULT_DIM_Z if a["deep"] else DEFAULT_DIM_Z[a["image_size"]]
+    _check_int("dim_z", a["dim_z"], 1)
     if a["attn"] is None:
         a["attn"] = 0 if a["image_size"] == 32 else 64
     _check_int("attn", a["attn"], 0)
-    resolutions = set(G_ARCH[a["image_size"]]["res"]) | set(D_ARCH[a["image_size"]]["res"])
+    resolutions = set(G_ARCH[a["image_size"]]["res"]) | set(D_ARCH[a["image_size"]]["res"])  # deep D's: a subset
     if a["attn"] and a["attn"] not in resolutions:
         raise GanforgeError(f"biggan attn must be 0 or one of {sorted(resolutions)} at {a['image_size']} px, "
                             f"got {a['attn']}")
-    g = BigGANGenerator(a["image_size"], a["channels"], a["num_classes"], a["ch"], a["dim_z"], a["shared_dim"],
-                        a["attn"])
-    d = BigGANDiscriminator(a["image_size"], a["channels"], a["num_classes"], a["d_ch"], a["attn"])
-    io = noise_io(a["image_size"], a["channels"], a["dim_z"], a["num_classes"], z_chunks=g.num_slots,
-                  shared_dim=a["shared_dim"])
+    if a["deep"]:
+        g = biggan_deep.BigGANDeepGenerator(a["image_size"], a["channels"], a["num_classes"], a["ch"], a["dim_z"],
+                                            a["shared_dim"], a["attn"])
+        d = biggan_deep.BigGANDeepDiscriminator(a["image_size"], a["channels"], a["num_classes"], a["d_ch"],
+                                                a["attn"])
+    else:
+        g = BigGANGenerator(a["image_size"], a["channels"], a["num_classes"], a["ch"], a["dim_z"], a["shared_dim"],
+                            a["attn"])
+        d = BigGANDiscriminator(a["image_size"], a["channels"], a["num_classes"], a["d_ch"], a["attn"])
+    io = noise_io(a["image_size"], a["channels"], a["dim_z"], a["num_classes"],
+                  z_chunks=1 if a["deep"] else g.num_slots, shared_dim=a["shared_dim"])
     return GANModels(name="biggan", args={**a, "config": config}, nets={"G": g, "D": d}, io=io)
 
 

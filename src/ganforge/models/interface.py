@@ -87,15 +87,19 @@ class ModelIO:
         if n is not None and values.dim() == 1 and len(values) != n:
             raise GanforgeError(f"{len(values)} labels given for {n} samples")
 
-    def latents(self, n: int, seed: int, labels: Tensor | int | None = None) -> tuple[Tensor, Tensor | None]:
-        """Seeded z ~ N(0, I) and labels (cycling 0..K-1 unless given) for n samples."""
+    def latents(self, n: int, seed: int, labels: Tensor | int | None = None,
+                threshold: float | None = None) -> tuple[Tensor, Tensor | None]:
+        """Seeded z ~ N(0, I) and labels (cycling 0..K-1 unless given) for n samples.
+
+        threshold: BigGAN's truncation trick, every entry of z with |z| > threshold redrawn (truncated_randn)."""
         if self.kind != "noise":
             raise GanforgeError(f"a {self.kind} model takes images, not noise")
         if n < 1:
             raise GanforgeError(f"the number of samples must be >= 1, got {n}")
         self.check_labels(labels, n)
         g = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(n, self.z_dim, generator=g)
+        z = torch.randn(n, self.z_dim, generator=g) if threshold is None else \
+            truncated_randn(n, self.z_dim, threshold, g)
         if self.num_classes <= 0:
             return z, None
         if labels is None:
@@ -145,6 +149,34 @@ class ModelIO:
         self.check_image(image)
         return torch.cat([net(image[i:i + batch_size].to(dev)).float().cpu()
                           for i in range(0, image.shape[0], batch_size)])
+
+
+THRESHOLD_MIN = 0.04  # the smallest threshold of the BigGAN paper's truncation curves (figure 17)
+
+
+def check_threshold(threshold: Any) -> float:
+    """A truncation threshold as a float >= THRESHOLD_MIN, else a GanforgeError."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise GanforgeError(f"the truncation threshold must be a number >= {THRESHOLD_MIN}, got {threshold!r}") from None
+    if not THRESHOLD_MIN <= value < float("inf"):  # also refuses NaN
+        raise GanforgeError(f"the truncation threshold must be a finite number >= {THRESHOLD_MIN}, got {threshold}")
+    return value
+
+
+def truncated_randn(n: int, dim: int, threshold: float, generator: torch.Generator) -> Tensor:
+    """z [n, dim] ~ N(0, I) with every entry beyond +-threshold redrawn until none is (Brock et al. 2019, 3.1:
+    the truncation trick by resampling). The first draw is exactly torch.randn(n, dim, generator=...)'s, so a
+    seed keeps its entries within the threshold at every threshold, and a large one changes nothing."""
+    threshold = check_threshold(threshold)
+    z = torch.randn(n, dim, generator=generator)
+    out = (z.abs() > threshold).nonzero(as_tuple=True)
+    while out[0].numel():
+        z[out] = torch.randn(out[0].numel(), generator=generator)
+        keep = z[out].abs() > threshold
+        out = (out[0][keep], out[1][keep])
+    return z
 
 
 def noise_io(image_size: int, channels: int, z_dim: int, num_classes: int = 0, **extra: Any) -> ModelIO:

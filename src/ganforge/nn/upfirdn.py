@@ -65,8 +65,14 @@ def _pair(v: Scale, what: str) -> tuple[int, int]:
 
 
 def parse_padding(padding: Padding) -> tuple[int, int, int, int]:
-    """(x0, x1, y0, y1) from an int, an (x, y) pair or a 4-tuple."""
-    p = [padding] * 4 if isinstance(padding, int) else list(padding)
+    """(x0, x1, y0, y1) from an int, an (x, y) pair or a 4-tuple.
+
+    0-d integer tensors count as ints: under torch.jit.trace, sizes read from tensors come back as such, and
+    the paddings here are made of kernel and filter sizes only, so nothing that varies is baked in."""
+    def as_int(v):
+        return int(v) if isinstance(v, torch.Tensor) and v.dim() == 0 and not v.is_floating_point() else v
+
+    p = [as_int(padding)] * 4 if isinstance(as_int(padding), int) else [as_int(v) for v in padding]
     if len(p) == 2:
         p = [p[0], p[0], p[1], p[1]]
     if len(p) != 4 or not all(isinstance(v, int) for v in p):

@@ -89,12 +89,14 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def seed_latents(gen, seeds: Sequence[int], labels: Tensor | int | None = None) -> tuple[Tensor, Tensor | None]:
-    """z [N, z_dim] (row i = io.latents(1, seeds[i])'s z) and labels (cycling through classes unless given)."""
+def seed_latents(gen, seeds: Sequence[int], labels: Tensor | int | None = None,
+                 threshold: float | None = None) -> tuple[Tensor, Tensor | None]:
+    """z [N, z_dim] (row i = io.latents(1, seeds[i], threshold=threshold)'s z) and labels (cycling through
+    classes unless given)."""
     if not len(seeds):
         raise GanforgeError("no seeds given")
     gen.io.check_labels(labels, len(seeds))
-    z = torch.cat([gen.io.latents(1, int(s))[0] for s in seeds])
+    z = torch.cat([gen.io.latents(1, int(s), threshold=threshold)[0] for s in seeds])
     k = gen.io.num_classes
     if k <= 0:
         return z, None
@@ -152,9 +154,10 @@ def seed_ws(gen, seeds: Sequence[int], psi: float = 1.0, labels: Tensor | int | 
 
 
 @torch.no_grad()
-def seed_images(gen, seeds: Sequence[int], psi: float = 1.0, labels: Tensor | int | None = None) -> Tensor:
-    """One image [C, H, W] per seed (truncated by psi on StyleGAN runs), stacked [N, C, H, W]."""
-    z, y = seed_latents(gen, seeds, labels)
+def seed_images(gen, seeds: Sequence[int], psi: float = 1.0, labels: Tensor | int | None = None,
+                threshold: float | None = None) -> Tensor:
+    """One image [C, H, W] per seed (truncated by psi on StyleGAN runs, or z by a threshold), stacked [N, C, H, W]."""
+    z, y = seed_latents(gen, seeds, labels, threshold)
     if float(psi) == 1.0:  # any noise model; the same images as `sample`
         return gen.io.generate(gen.net, z=z, y=y)
     require_style(gen, "truncation (--trunc)")

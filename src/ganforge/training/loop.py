@@ -189,6 +189,7 @@ class Trainer:
     def save(self, name: str | None = None) -> Path:
         """Write a checkpoint of the current step, or checkpoints/NAME (rank 0 writes; all ranks take part)."""
         self._sync()
+        self._sample_nets()  # the saved generator is the one sampling would use (e.g. BigGAN's standing statistics)
         state = self._state()
         path = self.run_dir / "checkpoints" / (name or f"step-{self.step:06d}")
         if self.main:
