@@ -65,13 +65,15 @@ def test_sample_seeds_and_truncation(runs, tmp_path, capsys):
     # -n/--seed sampling keeps its behaviour, and takes --trunc too
     assert main(["sample", run, "-n", "3", "--seed", "4", "--trunc", "0.5", "--out", str(out)]) == 0
     assert np.array_equal(pixels(out), to_uint8(make_grid(g.sample(3, seed=4, psi=0.5), nrow=8)))
-    # a DCGAN samples by seeds, but has no truncation
+    # a DCGAN samples by seeds; its --trunc is BigGAN's z threshold (no W space), where psi 0.01 is no threshold
     dc = str(runs["dcgan"])
     assert main(["sample", dc, "--seeds", "1,2", "--out", str(tmp_path / "d.png")]) == 0
     capsys.readouterr()
-    assert main(["sample", dc, "--trunc", "0.7", "--out", str(tmp_path / "d2.png")]) == 2
-    one_error_line(capsys, "--trunc needs a StyleGAN run", "dcgan")
-    assert not (tmp_path / "d2.png").exists()
+    assert main(["sample", dc, "--trunc", "0.7", "--out", str(tmp_path / "d2.png")]) == 0
+    assert "z truncated at 0.7 (resampled)" in capsys.readouterr().out
+    assert main(["sample", dc, "--trunc", "0.01", "--out", str(tmp_path / "d3.png")]) == 2
+    one_error_line(capsys, "threshold must be a finite number >= 0.04")
+    assert not (tmp_path / "d3.png").exists()
 
 
 def test_mix_grid_file(runs, tmp_path, capsys):

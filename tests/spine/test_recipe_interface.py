@@ -89,11 +89,13 @@ def test_default_ema_rule_warms_up():
     assert r.ema_decay(StepContext(step=10_000)) == 0.999
 
 
-def test_hook_runs_before_every_snapshot_on_the_sampled_nets(tmp_path):
+def test_hook_runs_before_every_snapshot_and_checkpoint_on_the_sampled_nets(tmp_path):
     CALLS.clear()
     ganforge.train("dcgan", overrides=TINY + ["recipe.name=test-schedule", "train.steps=4", "train.sample_every=2",
-                                              "train.ema=0.9"], name="h", runs_dir=str(tmp_path))
-    assert CALLS == [("before_sampling", ["D", "G"], False)] * 2  # the EMA G (eval mode), at steps 2 and 4
+                                              "train.ckpt_every=1000", "train.ema=0.9"], name="h", runs_dir=str(tmp_path))
+    # the EMA G (eval mode): snapshots at steps 2 and 4, then the final checkpoint (the saved G is the one
+    # sampling would use, e.g. with BigGAN's standing statistics)
+    assert CALLS == [("before_sampling", ["D", "G"], False)] * 3
 
 
 def test_lr_and_betas_given_when_resuming_take_effect(tmp_path):

@@ -67,7 +67,7 @@ def test_class_sheet_rows_are_classes_and_columns_share_seeds(run):
     for row, c in enumerate([3, 1]):
         for j in range(4):
             one = g.sample(1, seed=7 + j, labels=c, threshold=1.0)
-            assert torch.allclose(sheet[row * 4 + j], one[0], atol=1e-6)
+            assert torch.allclose(sheet[row * 4 + j], one[0], atol=1e-5)
     assert not torch.allclose(sheet[0], sheet[4])  # the class changes the image
 
 
@@ -84,9 +84,10 @@ def test_class_walk_ends_at_both_classes(run):
 def test_truncation_sweep_rows(run):
     g = ganforge.load(run)
     sweep = truncation_sweep(g, [None, 0.5], n=3, seed=1, label=4)
-    assert torch.allclose(sweep[:3], torch.cat([g.sample(1, seed=1 + j, labels=4) for j in range(3)]), atol=1e-6)
+    # one batch against one sample at a time: equal up to float summation order
+    assert torch.allclose(sweep[:3], torch.cat([g.sample(1, seed=1 + j, labels=4) for j in range(3)]), atol=1e-5)
     assert torch.allclose(sweep[3:], torch.cat([g.sample(1, seed=1 + j, labels=4, threshold=0.5)
-                                                for j in range(3)]), atol=1e-6)
+                                                for j in range(3)]), atol=1e-5)
 
 
 def test_cli_sample_class_and_trunc(run, tmp_path, capsys):

@@ -181,7 +181,30 @@ class BigGANGenerator(nn.Module):
         return self.synthesize(z, self.shared(y))
 
 
-class BigGANDiscriminator(nn.Module):
+class ProjectionDiscriminator(nn.Module):
+    """The output of BigGAN's discriminators (and BigGAN-deep's): ReLU, a global sum pool, `linear` to one logit,
+    plus the projection <embed(y), pooled features> (Miyato & Koyama 2018). Subclasses build `blocks`, `linear`
+    and `embed`, and may map the image first (`stem`)."""
+
+    blocks: nn.ModuleList
+
+    def stem(self, x: Tensor) -> Tensor:
+        return x
+
+    def features(self, x: Tensor) -> Tensor:
+        """The sum-pooled ReLU features [N, C] that both output terms read."""
+        h = self.stem(x)
+        for blocklist in self.blocks:
+            for block in blocklist:
+                h = block(h)
+        return F.relu(h).sum([2, 3])
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        h = self.features(x)
+        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
+
+
+class BigGANDiscriminator(ProjectionDiscriminator):
     """(images [N, channels, S, S], class labels [N]) -> logits [N] (unconditional term + projection)."""
 
     def __init__(self, image_size: int = 128, channels: int = 3, num_classes: int = 1000, ch: int = 96,
@@ -200,18 +223,6 @@ class BigGANDiscriminator(nn.Module):
         self.embed = SNEmbedding(num_classes, cout[-1])
         if init:
             _ortho_init(self)
-
-    def features(self, x: Tensor) -> Tensor:
-        """The sum-pooled ReLU features [N, C] that both output terms read."""
-        h = x
-        for blocklist in self.blocks:
-            for block in blocklist:
-                h = block(h)
-        return F.relu(h).sum([2, 3])
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        h = self.features(x)
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
 
 
 # ---- factory ------------------------------------------------------------------------------------------------

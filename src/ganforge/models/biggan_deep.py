@@ -47,7 +47,7 @@ from ..errors import GanforgeError
 from ..nn.attention import Attention
 from ..nn.conditional_bn import BN, CCBN
 from ..nn.spectral import SNConv2d, SNEmbedding, SNLinear
-from .biggan import BOTTOM, G_ARCH, _ortho_init
+from .biggan import BOTTOM, G_ARCH, ProjectionDiscriminator, _ortho_init
 
 CHANNEL_RATIO = 4  # bottleneck: the 3x3 convs run at 1/4 of the block's in (G) or out (D) channels
 DEPTH = 2  # blocks per resolution (the reference's --G_depth/--D_depth in launch_BigGAN_deep.sh)
@@ -181,7 +181,7 @@ class BigGANDeepGenerator(nn.Module):
         return self.synthesize(z, self.shared(y))
 
 
-class BigGANDeepDiscriminator(nn.Module):
+class BigGANDeepDiscriminator(ProjectionDiscriminator):
     """(images [N, channels, S, S], class labels [N]) -> logits [N] (unconditional term + projection)."""
 
     def __init__(self, image_size: int = 128, channels: int = 3, num_classes: int = 1000, ch: int = 128,
@@ -204,14 +204,5 @@ class BigGANDeepDiscriminator(nn.Module):
         if init:
             _ortho_init(self)
 
-    def features(self, x: Tensor) -> Tensor:
-        """The sum-pooled ReLU features [N, C] that both output terms read."""
-        h = self.input_conv(x)
-        for blocklist in self.blocks:
-            for block in blocklist:
-                h = block(h)
-        return F.relu(h).sum([2, 3])
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        h = self.features(x)
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
+    def stem(self, x: Tensor) -> Tensor:
+        return self.input_conv(x)
