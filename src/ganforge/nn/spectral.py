@@ -6,6 +6,8 @@ divided by the estimated largest singular value of its [out, -1] matrix.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,8 +28,11 @@ class _SN:
         """The weight divided by its estimated largest singular value (u and sv updated in training only)."""
         w = self.weight.view(self.weight.size(0), -1)
         u = self.u0
+        # Without autograd (sampling, export) no block is needed; torch.export turns each into a subgraph,
+        # which made exporting BigGAN-deep (hundreds of SN layers) slow.
+        quiet = torch.no_grad if torch.is_grad_enabled() else contextlib.nullcontext
         for _ in range(self.num_itrs):
-            with torch.no_grad():
+            with quiet():
                 v = F.normalize(u @ w, eps=self.eps)
                 u = F.normalize(v @ w.t(), eps=self.eps)
         sv = ((v @ w.t()) @ u.t()).squeeze()
