@@ -141,22 +141,16 @@ def load_generator(run: str | Path, ema: bool = True, direction: str | None = No
     if name not in model_names():
         raise GanforgeError(f"{ckpt} holds a {name!r} model, not a ganforge generator "
                             f"(known: {', '.join(model_names())})")
-    task = conf.get("task")
-    if task is None:  # a hand-made checkpoint whose config.json does not say: the model does
-        gen = load(ckpt, ema=ema, device="cpu")
-        if gen.io.kind == "translate" and direction is not None:
-            gen = load(ckpt, ema=ema, device="cpu", role=direction)
-        task = gen.io.kind
-    if task == "translate":
+    if conf.get("task") == "translate":
         from .translate import load_translator
 
-        if conf.get("task") == "translate":
-            return load_translator(ckpt, direction, device="cpu", ema=ema)[0]
-        return gen
+        return load_translator(ckpt, direction, device="cpu", ema=ema)[0]
+    gen = load(ckpt, ema=ema, device="cpu")
+    if gen.io.kind == "translate":  # a hand-made config.json that does not name its task: the model does
+        return gen if direction is None else load(ckpt, ema=ema, device="cpu", role=direction)
     if direction is not None:
         raise GanforgeError(f"{ckpt} holds a {name} model, which has no directions (--direction picks one of a "
                             f"translation model's, e.g. CycleGAN's AtoB or BtoA)")
-    gen = load(ckpt, ema=ema, device="cpu")
     return gen
 
 

@@ -60,15 +60,19 @@ def load_translator(ckpt: str | Path, direction: str | None = None, device: str 
     return load(path, ema=ema, device=device), trained
 
 
+def image_tensor(img: Image.Image, channels: int) -> Tensor:
+    """A decoded PIL image as a [1, channels, H, W] float tensor in [-1, 1] (also the web page's uploads)."""
+    arr = to_chw(to_channels(to_canonical(img), channels), channels).astype(np.float32)
+    return torch.from_numpy(arr).div_(127.5).sub_(1.0).clamp_(-1.0, 1.0)[None]
+
+
 def read_image(path: Path, channels: int) -> Tensor:
     """An image file as a [1, channels, H, W] float tensor in [-1, 1]."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PIL's decompression-bomb and truncation chatter
         with Image.open(path) as img:
             img.load()
-            img = to_canonical(img)
-    arr = to_chw(to_channels(img, channels), channels).astype(np.float32)
-    return torch.from_numpy(arr).div_(127.5).sub_(1.0).clamp_(-1.0, 1.0)[None]
+            return image_tensor(img, channels)
 
 
 def translate_paths(ckpt: str | Path, inputs: list[str], out: str | Path, direction: str | None = None,

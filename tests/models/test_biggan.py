@@ -178,6 +178,25 @@ def test_spectral_norm_everywhere():
     assert torch.linalg.matrix_norm(w, 2).item() == pytest.approx(1.0, abs=1e-3)
     assert conv.sv0.item() == pytest.approx(torch.linalg.matrix_norm(conv.weight.view(conv.out_channels, -1), 2)
                                             .item(), rel=1e-3)
+    # ... and the forward pass uses that normalised weight, not the raw one (scaled first: the orthogonal
+    # initialisation already has a largest singular value of 1)
+    with torch.no_grad():
+        conv.weight.mul_(3)
+    for _ in range(200):
+        conv(x)
+    sigma = torch.linalg.matrix_norm(conv.weight.view(conv.out_channels, -1), 2)
+    with torch.no_grad():
+        want = torch.nn.functional.conv2d(x, conv.weight / sigma, conv.bias, padding=conv.padding)
+        assert torch.allclose(conv.eval()(x), want, rtol=1e-3, atol=1e-4)
+    lin = m["D"].linear.train()
+    h = torch.randn(3, lin.in_features)
+    with torch.no_grad():
+        lin.weight.mul_(3)
+    for _ in range(200):
+        lin(h)
+    with torch.no_grad():
+        want = torch.nn.functional.linear(h, lin.weight / torch.linalg.matrix_norm(lin.weight, 2), lin.bias)
+        assert torch.allclose(lin.eval()(h), want, rtol=1e-3, atol=1e-4)
 
 
 def test_eval_mode_leaves_sn_buffers_alone():

@@ -188,6 +188,17 @@ class ProjectionDiscriminator(nn.Module):
 
     blocks: nn.ModuleList
 
+    def assemble(self, stages: list[list[nn.Module]], cout: list[int], res: list, attn: int, num_classes: int,
+                 init: bool) -> None:
+        """Register the stages (an attention block after the stage at resolution `attn`), the output layers, and
+        initialise everything orthogonally (the reference's D_init ortho)."""
+        self.blocks = nn.ModuleList(nn.ModuleList(layers + ([Attention(c)] if r == attn else []))
+                                    for layers, c, r in zip(stages, cout, res))
+        self.linear = SNLinear(cout[-1], 1)
+        self.embed = SNEmbedding(num_classes, cout[-1])
+        if init:
+            _ortho_init(self)
+
     def stem(self, x: Tensor) -> Tensor:
         return x
 
@@ -212,17 +223,9 @@ class BigGANDiscriminator(ProjectionDiscriminator):
         super().__init__()
         arch = D_ARCH[image_size]
         cin, cout = [channels] + [ch * m for m in arch["cin"]], [ch * m for m in arch["cout"]]
-        blocks = []
-        for i, (a, b) in enumerate(zip(cin, cout)):
-            layers: list[nn.Module] = [DBlock(a, b, preactivation=i > 0, downsample=arch["down"][i])]
-            if arch["res"][i] == attn:
-                layers.append(Attention(b))
-            blocks.append(nn.ModuleList(layers))
-        self.blocks = nn.ModuleList(blocks)
-        self.linear = SNLinear(cout[-1], 1)
-        self.embed = SNEmbedding(num_classes, cout[-1])
-        if init:
-            _ortho_init(self)
+        stages = [[DBlock(a, b, preactivation=i > 0, downsample=arch["down"][i])]
+                  for i, (a, b) in enumerate(zip(cin, cout))]
+        self.assemble(stages, cout, arch["res"], attn, num_classes, init)
 
 
 # ---- factory ------------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from ..errors import GanforgeError
 from ..nn.attention import Attention
 from ..nn.conditional_bn import BN, CCBN
-from ..nn.spectral import SNConv2d, SNEmbedding, SNLinear
+from ..nn.spectral import SNConv2d, SNLinear
 from .biggan import BOTTOM, G_ARCH, ProjectionDiscriminator, _ortho_init
 
 CHANNEL_RATIO = 4  # bottleneck: the 3x3 convs run at 1/4 of the block's in (G) or out (D) channels
@@ -191,18 +191,9 @@ class BigGANDeepDiscriminator(ProjectionDiscriminator):
         cin, cout = [ch * m for m in arch["cin"]], [ch * m for m in arch["cout"]]
         self.depth = _check_depth(depth)
         self.input_conv = SNConv2d(channels, cin[0])
-        blocks = []
-        for i, (a, b) in enumerate(zip(cin, cout)):
-            layers: list[nn.Module] = [DeepDBlock(a if j == 0 else b, b, downsample=arch["down"][i] and j == 0)
-                                       for j in range(depth)]
-            if arch["res"][i] == attn:
-                layers.append(Attention(b))
-            blocks.append(nn.ModuleList(layers))
-        self.blocks = nn.ModuleList(blocks)
-        self.linear = SNLinear(cout[-1], 1)
-        self.embed = SNEmbedding(num_classes, cout[-1])
-        if init:
-            _ortho_init(self)
+        stages = [[DeepDBlock(a if j == 0 else b, b, downsample=arch["down"][i] and j == 0) for j in range(depth)]
+                  for i, (a, b) in enumerate(zip(cin, cout))]
+        self.assemble(stages, cout, arch["res"], attn, num_classes, init)
 
     def stem(self, x: Tensor) -> Tensor:
         return self.input_conv(x)

@@ -274,10 +274,8 @@ class Engine:
     # ---- image to image ---------------------------------------------------------------------------
     def translate(self, entry: RunEntry, image: Image.Image, direction: str | None) -> bytes:
         """An uploaded image translated by a Pix2Pix or CycleGAN run (tiled at the training size)."""
-        import numpy as np
-
-        from ..data.convert import to_canonical, to_channels, to_chw
         from ..tools.tiling import translate_tiled
+        from ..translate import image_tensor
 
         if entry.kind != "translate":
             can = "upscales images" if entry.kind == "upscale" else "generates from noise"
@@ -287,9 +285,7 @@ class Engine:
         if direction is not None and direction not in roles:
             raise GanforgeError(f"run {entry.name!r} translates {' and '.join(roles)}, not {direction!r}")
         gen = self.cache.get(entry, (direction or roles[0]) if len(roles) > 1 else None)
-        ch = gen.io.in_channels
-        arr = to_chw(to_channels(to_canonical(image), ch), ch).astype(np.float32)
-        x = torch.from_numpy(arr).div_(127.5).sub_(1.0).clamp_(-1.0, 1.0)[None]
+        x = image_tensor(image, gen.io.in_channels)
         size = int(gen.config["model"]["image_size"])
         with torch.no_grad():
             out = translate_tiled(gen, x, size, size // 4)
