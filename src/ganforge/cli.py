@@ -233,6 +233,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import json
+
+    from .bench import check_positive_finite, print_result, run_bench
+
+    check_positive_finite("--peak-tflops", args.peak_tflops)
+    res = run_bench(args.target, overrides=args.overrides, batch=args.batch, device=args.device or "auto",
+                    amp=args.amp, compile_mode=args.compile, channels_last=args.channels_last, steps=args.steps,
+                    warmup=args.warmup, repeats=args.repeats, sample=not args.no_sample, peak_tflops=args.peak_tflops,
+                    echo=lambda line: _err(f"ganforge: {line}"))
+    print_result(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res.as_dict(), indent=2) + "\n")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate, format_result, write_record
 
@@ -407,6 +423,30 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--opset", type=positive_int, default=None, help="ONNX opset (default 18)")
     ex.add_argument("--atol", type=float, default=None, help="largest accepted |export - pytorch| (default 1e-4)")
     ex.set_defaults(func=cmd_export)
+
+    bn = sub.add_parser("bench", help="training and sampling images/s, FLOPs per image and MFU of a model or preset",
+                        description="Time the training step `ganforge train` runs (data, recipe step, EMA) and the "
+                        "generator's sampling, after warm-up steps, over repeats; count FLOPs per image with "
+                        "torch.utils.flop_counter and give the model-FLOPs utilisation against the device's peak "
+                        "(a table of common GPUs, or --peak-tflops). Nothing is written. A batch that does not fit "
+                        "in memory is refused with the largest that does.")
+    bn.add_argument("target", help="preset or model name, or a YAML file")
+    bn.add_argument("overrides", nargs="*", help="key=value config overrides")
+    bn.add_argument("--batch", type=positive_int, default=None, help="batch size (default: the preset's)")
+    bn.add_argument("--amp", nargs="?", const="auto", default=None, choices=("off", "auto", "bf16", "fp16"),
+                    help="mixed precision (no value: auto; default: the config's train.amp)")
+    bn.add_argument("--compile", nargs="?", const="default", default=None,
+                    choices=("off", "default", "reduce-overhead", "max-autotune"),
+                    help="torch.compile the networks (no value: default mode; reduce-overhead adds CUDA graphs)")
+    bn.add_argument("--channels-last", default=None, choices=("auto", "on", "off"), help="NHWC memory format")
+    bn.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    bn.add_argument("--steps", type=positive_int, default=20, help="timed steps per repeat (default 20)")
+    bn.add_argument("--warmup", type=count_int, default=5, help="untimed steps first (default 5)")
+    bn.add_argument("--repeats", type=positive_int, default=5, help="timed repeats (default 5)")
+    bn.add_argument("--peak-tflops", type=float, default=None, help="the device's peak TFLOP/s for MFU")
+    bn.add_argument("--no-sample", action="store_true", help="time training only")
+    bn.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    bn.set_defaults(func=cmd_bench)
 
     e = sub.add_parser("eval", help="FID, KID, IS, precision/recall of a run or folder; PSNR/SSIM/L1 of folders")
     e.add_argument("target", help="run folder, checkpoint folder or image folder")

@@ -37,7 +37,16 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: bool = False  # bfloat16 autocast on CPU, float16 with a grad scaler on CUDA
+    amp: str = "off"  # off | auto | bf16 | fp16 (fp16 with a grad scaler per network; CUDA only). auto: bf16 where
+    # the device computes it natively (CUDA compute capability >= 8.0, CPUs with AVX512-BF16/AMX), fp16 on older
+    # CUDA GPUs, off elsewhere. true/false are read as auto/off
+    channels_last: str = "auto"  # auto | on | off: NHWC memory format for conv nets and their inputs (auto: on for
+    # nets with 4-D weights, measured faster on CPU and CUDA; benchmarks/RESULTS.md "Speed options")
+    compile: str = "off"  # off | default | reduce-overhead | max-autotune: torch.compile of every network, in place
+    # (checkpoints unchanged); reduce-overhead adds CUDA graphs. Falls back to eager with one notice when unsupported
+    threads: int = 0  # CPU threads for torch (0: torch's default, one per physical core)
+    data_on_device: str = "auto"  # auto | on | off: hold an in-memory dataset on the GPU (auto: when it takes at most
+    # a quarter of the free GPU memory); streamed datasets use pinned-memory loaders on CUDA
     ema: float = 0.0  # decay of the generator EMA; 0 disables it
     ema_start: int = 0  # steps before the EMA starts tracking
     log_every: int = 50
@@ -233,7 +242,37 @@ TRAIN_BOUNDS: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "eval_every": (0, None, False, False),
     "eval_n": (2, None, False, False),
     "dist_timeout": (1, None, False, False),
+    "threads": (0, None, False, False),
 }
+# Allowed words of string settings; booleans map to the first two (true/false) where listed in BOOL_WORDS.
+TRAIN_CHOICES: dict[str, tuple[str, ...]] = {
+    "amp": ("off", "auto", "bf16", "fp16"),
+    "channels_last": ("auto", "on", "off"),
+    "compile": ("off", "default", "reduce-overhead", "max-autotune"),
+    "data_on_device": ("auto", "on", "off"),
+}
+BOOL_WORDS: dict[str, tuple[str, str]] = {"amp": ("auto", "off"), "channels_last": ("on", "off"),
+                                          "compile": ("default", "off"), "data_on_device": ("on", "off")}
+
+
+def normalise_choices(values: dict[str, Any]) -> dict[str, Any]:
+    """The train section with true/false (YAML booleans, or the strings a str field got) read as words."""
+    values = dict(values)
+    for key, (yes, no) in BOOL_WORDS.items():
+        v = values.get(key)
+        if isinstance(v, bool) or (isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "on", "off")):
+            truth = v if isinstance(v, bool) else v.lower() in ("true", "yes", "on")
+            if not (isinstance(v, str) and v.lower() in TRAIN_CHOICES[key]):
+                values[key] = yes if truth else no
+    return values
+
+
+def check_choices(obj: Any, section: str, choices: dict[str, tuple[str, ...]]) -> None:
+    """Refuse a string setting outside its allowed words."""
+    for key, allowed in choices.items():
+        value = getattr(obj, key)
+        if value not in allowed:
+            raise GanforgeError(f"{section}.{key} must be one of {', '.join(allowed)}, got {value!r}")
 DATA_BOUNDS: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "num_workers": (0, None, False, False),
 }
@@ -304,9 +343,10 @@ def resolve(raw: dict[str, Any], preset: str = "") -> RunConfig:
     check_recipe_values(recipe)
 
     data = build_dataclass(DataConfig, raw.get("data") or {}, "data")
-    train = build_dataclass(TrainConfig, raw.get("train") or {}, "train")
+    train = build_dataclass(TrainConfig, normalise_choices(raw.get("train") or {}), "train")
     check_ranges(data, "data", DATA_BOUNDS)
     check_ranges(train, "train", TRAIN_BOUNDS)
+    check_choices(train, "train", TRAIN_CHOICES)
     return RunConfig(model=model, recipe=recipe, data=data, train=train, preset=raw.get("preset", preset) or preset)
 
 

@@ -76,7 +76,7 @@ def test_srgan_generator_update_is_content_plus_weighted_adversarial():
     s3 = _recipe("srgan", content="mse", adv_weight=0.0)
     s3.G.load_state_dict(g0)
     s3.D.load_state_dict(s2.D.state_dict())
-    out = s2.step(batch, _ctx())
+    out = {k: float(v) for k, v in s2.step(batch, _ctx()).items()}
     s3.step(batch, _ctx())
     assert any(not torch.allclose(a, b, atol=1e-7) for a, b in zip(s2.G.parameters(), s3.G.parameters()))
     assert out["loss_G"] == pytest.approx(out["loss_G_mse"] + 1e-3 * out["loss_G_adv"], rel=1e-5)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from ganforge.config import apply_overrides, config_for, list_presets, resolve
@@ -21,7 +23,29 @@ def test_wgan_presets_follow_papers():
 def test_overrides_qualified_and_bare():
     cfg = config_for("dcgan", ["train.steps=7", "ngf=16", "recipe.loss=hinge", "beta2=0.9", "train.amp=true"])
     assert cfg.train.steps == 7 and cfg.model["ngf"] == 16 and cfg.recipe["loss"] == "hinge"
-    assert cfg.recipe["beta2"] == 0.9 and cfg.train.amp is True
+    assert cfg.recipe["beta2"] == 0.9 and cfg.train.amp == "auto"  # true reads as auto
+
+
+@pytest.mark.parametrize("given,key,value", [
+    ("train.amp=false", "amp", "off"), ("train.amp=bf16", "amp", "bf16"), ("train.amp=fp16", "amp", "fp16"),
+    ("train.compile=true", "compile", "default"), ("train.compile=false", "compile", "off"),
+    ("train.compile=max-autotune", "compile", "max-autotune"), ("train.channels_last=false", "channels_last", "off"),
+    ("train.channels_last=on", "channels_last", "on"), ("train.data_on_device=true", "data_on_device", "on"),
+])
+def test_speed_options_read_booleans_and_words(given, key, value):
+    assert getattr(config_for("dcgan", [given]).train, key) == value
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ("train.amp=fp8", "train.amp must be one of off, auto, bf16, fp16, got 'fp8'"),
+    ("train.compile=fast", "train.compile must be one of off, default, reduce-overhead, max-autotune"),
+    ("train.channels_last=maybe", "train.channels_last must be one of auto, on, off"),
+    ("train.data_on_device=2", "train.data_on_device must be one of auto, on, off"),
+    ("train.threads=-1", "train.threads must be >= 0"),
+])
+def test_bad_speed_options_are_one_line(bad, msg):
+    with pytest.raises(GanforgeError, match=re.escape(msg)):
+        config_for("dcgan", [bad])
 
 
 def test_model_name_override_changes_allowed_keys():

@@ -7,11 +7,15 @@ TINY = ["model.ngf=8", "model.ndf=8", "train.batch_size=8", "train.progress=fals
 
 def test_slow_mixed_precision_warns_once(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
-    ganforge.train("dcgan", overrides=TINY + ["train.amp=true"], name="a", runs_dir=str(tmp_path))
+    ganforge.train("dcgan", overrides=TINY + ["train.amp=bf16"], name="a", runs_dir=str(tmp_path))
     err = capsys.readouterr().err
-    assert err.count("warning: train.amp=true") == 1 and "slower than float32" in err
+    assert err.count("warning: train.amp=bf16") == 1 and "slower than float32" in err
+    # auto (and true) on such a CPU: float32, said once, no warning.
+    ganforge.train("dcgan", overrides=TINY + ["train.amp=true"], name="a2", runs_dir=str(tmp_path))
+    err = capsys.readouterr().err
+    assert "warning" not in err and err.count("train.amp=auto: this CPU has no native bfloat16") == 1
     monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)  # AVX512-BF16/AMX: no warning
-    ganforge.train("dcgan", overrides=TINY + ["train.amp=true"], name="b", runs_dir=str(tmp_path))
+    ganforge.train("dcgan", overrides=TINY + ["train.amp=bf16"], name="b", runs_dir=str(tmp_path))
     assert "train.amp" not in capsys.readouterr().err
 
 

@@ -107,8 +107,9 @@ class Progressive(nn.Module):
             raise GanforgeError(f"lod must lie in [0, {self.max_lod}] for this network, got {value}")
         with torch.no_grad():
             self.lod.fill_(value)
-        # The float32-rounded value, so the python float and a reloaded buffer agree exactly.
-        self.current_lod = float(self.lod)
+        # The float32-rounded value, so the python float and a reloaded buffer agree exactly; rounded on the
+        # host, as reading the buffer back would stall a GPU every step.
+        self.current_lod = float(torch.tensor(value, dtype=torch.float32))
 
     def sync_lod(self) -> None:
         """Refresh the python lod from the buffer after an in-place copy into it (an EMA's buffer copy)."""

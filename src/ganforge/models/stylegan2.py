@@ -137,16 +137,16 @@ class MappingNetwork(nn.Module):
             if self.w_avg_beta is None or self.num_ws is None:
                 raise GanforgeError("this mapping network keeps no w_avg")
             with torch.no_grad():
-                self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+                self.w_avg.copy_(x.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat(1, self.num_ws, 1)
         if psi != 1:
             if self.w_avg_beta is None or self.num_ws is None:
                 raise GanforgeError("truncation needs a mapping network that keeps w_avg")
             if cutoff is None:
-                x = self.w_avg.lerp(x, psi)
+                x = self.w_avg.to(x.dtype).lerp(x, psi)
             else:  # out of place, so the graph stays differentiable and exportable
-                x = torch.cat([self.w_avg.lerp(x[:, :cutoff], psi), x[:, cutoff:]], dim=1)
+                x = torch.cat([self.w_avg.to(x.dtype).lerp(x[:, :cutoff], psi), x[:, cutoff:]], dim=1)
         return x
 
 

@@ -25,9 +25,9 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         n, _, h, w = x.shape
-        theta = self.theta(x).view(n, self.ch // 8, h * w)
-        phi = F.max_pool2d(self.phi(x), 2).view(n, self.ch // 8, h * w // 4)
-        g = F.max_pool2d(self.g(x), 2).view(n, self.ch // 2, h * w // 4)
+        theta = self.theta(x).reshape(n, self.ch // 8, h * w)
+        phi = F.max_pool2d(self.phi(x), 2).reshape(n, self.ch // 8, h * w // 4)
+        g = F.max_pool2d(self.g(x), 2).reshape(n, self.ch // 2, h * w // 4)
         beta = F.softmax(theta.transpose(1, 2) @ phi, -1)  # [n, hw, hw/4]
-        o = self.o((g @ beta.transpose(1, 2)).view(n, self.ch // 2, h, w))
+        o = self.o((g @ beta.transpose(1, 2)).reshape(n, self.ch // 2, h, w))
         return self.gamma * o + x

@@ -26,7 +26,7 @@ class _SN:
 
     def sn_weight(self) -> Tensor:
         """The weight divided by its estimated largest singular value (u and sv updated in training only)."""
-        w = self.weight.view(self.weight.size(0), -1)
+        w = self.weight.reshape(self.weight.size(0), -1)  # a copy when the weight is channels_last
         u = self.u0
         # Without autograd (sampling, export) no block is needed; torch.export turns each into a subgraph,
         # which made exporting BigGAN-deep (hundreds of SN layers) slow.

@@ -3,8 +3,10 @@
 The loop owns data order, DDP wrappers, EMA bookkeeping, logging, snapshots, checkpoints and NaN
 recovery; a recipe owns its networks' game. What a recipe sees and may override:
 
-- `step(batches, ctx)`: one iteration (all its D and G phases) on `ctx.batches` batches; returns plain
-  float losses (keys starting with `loss` are checked for non-finite values). `ctx` (StepContext) gives
+- `step(batches, ctx)`: one iteration (all its D and G phases) on `ctx.batches` batches; returns losses as
+  detached 0-d tensors or plain numbers (keys starting with `loss` are checked for non-finite values). A
+  step must not read device values on the host (`float(t)`, `.item()`, `if t.any()`): on a GPU that stalls
+  the queue every step; the loop reads the values once per logging interval. `ctx` (StepContext) gives
   the step index, images seen, rank and world size, whether this step is logged, and global-batch noise.
 - `batch_plan(ctx)`: (per-rank batch size, batches per step) for the coming step; a schedule may change
   both during a run (progressive growing). The loop follows it through a sample cursor.
@@ -45,6 +47,24 @@ class RecipeConfig:
 
 
 @contextlib.contextmanager
+def uncompiled(*nets: nn.Module) -> Iterator[None]:
+    """Run nets compiled in place (train.compile) eagerly in the block: a double backward (R1, gradient
+    penalty, path length) cannot go through compiled graphs. DDP wrappers are looked through."""
+    saved = []
+    for net in nets:
+        inner = getattr(net, "module", net)
+        impl = getattr(inner, "_compiled_call_impl", None)
+        if impl is not None:
+            saved.append((inner, impl))
+            inner._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        for inner, impl in saved:
+            inner._compiled_call_impl = impl
+
+
+@contextlib.contextmanager
 def eval_mode(*nets: nn.Module) -> Iterator[None]:
     """Put nets in eval mode for the block and restore each one's mode afterwards."""
     modes = [n.training for n in nets]
@@ -68,6 +88,16 @@ def build_optimizer(kind: str, params: Iterable[nn.Parameter], lr: float, betas:
     if kind == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, foreach=True)
     raise GanforgeError(f"unknown optimizer {kind!r} (known: adam, rmsprop)")
+
+
+def labelled(batch: dict[str, Tensor], recipe: Any) -> Tensor:
+    """The batch's labels; a missing or negative (unlabelled) label is an error. Checked on the first batch
+    only (`recipe._labels_checked`): the check reads the labels on the host, which would stall a GPU every step."""
+    y = batch.get("label")
+    if y is None or (not getattr(recipe, "_labels_checked", False) and bool((y < 0).any())):
+        raise GanforgeError("a conditional model needs labelled data (a class-folder layout or a labelled dataset)")
+    recipe._labels_checked = True
+    return y
 
 
 def warn(message: str) -> None:
@@ -97,19 +127,21 @@ class Recipe:
     Config = RecipeConfig
     batches_per_step = 1  # how many data batches one step consumes (n_critic for WGAN)
 
-    def __init__(self, models: GANModels, cfg: Any, device: torch.device, amp: bool = False):
+    def __init__(self, models: GANModels, cfg: Any, device: torch.device, amp: bool | torch.dtype | None = False):
         self.models = models
         self.nets: dict[str, nn.Module] = models.nets
         self.ddp: dict[str, nn.Module] = dict(models.nets)  # replaced by DDP wrappers under torchrun
         self.io = models.io
         self.cfg = cfg
         self.device = device
-        self.amp = amp
+        # amp: the autocast dtype the loop resolved (train.amp), or True for the device's usual one.
+        self.amp = amp is not None and amp is not False
         self.train_cfg: Any = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.lr_scale = 1.0  # the loop's NaN-recovery reductions, kept across resumes and schedule updates
-        self._amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-        self._use_scaler = amp and device.type == "cuda"
+        self._amp_dtype = amp if isinstance(amp, torch.dtype) else (torch.float16 if device.type == "cuda"
+                                                                     else torch.bfloat16)
+        self._use_scaler = self.amp and self._amp_dtype == torch.float16 and device.type == "cuda"
         self.scalers: dict[str, torch.amp.GradScaler] = {}
 
     # ---- what the loop calls ------------------------------------------------------------------
@@ -126,8 +158,9 @@ class Recipe:
         """Wrap every trained network for multi-process training (the loop passes DDP's wrapper)."""
         self.ddp = {k: wrapper(net) for k, net in self.nets.items()}
 
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
-        """One training iteration over `ctx.batches` batches; returns plain-float losses."""
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
+        """One training iteration over `ctx.batches` batches; returns its losses and figures as 0-d tensors
+        (left on the device: the loop reads them at the logging interval) or plain numbers."""
         raise NotImplementedError
 
     def batch_plan(self, ctx: StepContext) -> tuple[int, int]:
@@ -215,6 +248,14 @@ class Recipe:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self._amp_dtype)
 
+    def eager(self, *names: str):
+        """The trained modules `names` (keys of self.ddp) uncompiled for the block: for double-backward penalties."""
+        return uncompiled(*(self.ddp[n] for n in names))
+
+    def compile_targets(self) -> list[nn.Module]:
+        """The modules train.compile compiles in place: those the step calls (self.ddp's, unwrapped)."""
+        return [getattr(m, "module", m) for m in self.ddp.values()]
+
     @contextlib.contextmanager
     def frozen(self, *names: str) -> Iterator[Any]:
         """The unwrapped nets `names` with requires_grad off for the block (judged, not trained)."""
@@ -249,7 +290,7 @@ class Recipe:
         scaler = self._scaler(name)
         (scaler.scale(loss) if scaler is not None else loss).backward()
 
-    def step_optimizer(self, name: str, ctx: StepContext | None = None) -> float | None:
+    def step_optimizer(self, name: str, ctx: StepContext | None = None) -> Tensor | float | None:
         """Step optimizer `name`; returns the gradient norm on logged steps (None otherwise)."""
         opt = self.optimizers[name]
         scaler = self._scaler(name)
@@ -258,7 +299,7 @@ class Recipe:
         norm = None
         if ctx is None or ctx.log:
             grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-            norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))) if grads else 0.0
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).detach() if grads else 0.0
         if scaler is not None:
             scaler.step(opt)
             scaler.update()
@@ -266,7 +307,7 @@ class Recipe:
             opt.step()
         return norm
 
-    def optimize(self, loss: Tensor, name: str, ctx: StepContext | None = None) -> float | None:
+    def optimize(self, loss: Tensor, name: str, ctx: StepContext | None = None) -> Tensor | float | None:
         """zero_grad, backward and step optimizer `name`; returns the gradient norm on logged steps."""
         self.zero_grad(name)
         self.backward(loss, name)

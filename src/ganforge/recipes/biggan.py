@@ -94,6 +94,7 @@ class BigGANRecipe(NoiseSampling, Recipe):
         self.z_dim = self.io.z_dim
         self.num_classes = self.io.num_classes
         self.class_probs = torch.full((self.num_classes,), 1.0 / self.num_classes)
+        self._cdf: Tensor | None = None  # cumulative class_probs on the training device
         self.aug = check_policy(cfg.diffaug)
         self.batches_per_step = cfg.d_steps * cfg.accumulate
         shared = {id(p) for p in G.shared.parameters()}
@@ -133,6 +134,7 @@ class BigGANRecipe(NoiseSampling, Recipe):
         if (counts == 0).any():
             empty = ", ".join(str(i) for i in torch.nonzero(counts == 0).flatten().tolist())
             raise GanforgeError(f"class(es) {empty} have no training images")
+        self._cdf = None
         self.class_probs = (counts / counts.sum()).float()
         if counts.max() > self.cfg.imbalance_warn * counts.min():
             policy = ("G is trained on labels drawn in the data's proportions, so rare classes get fewer "
@@ -146,8 +148,10 @@ class BigGANRecipe(NoiseSampling, Recipe):
         if self.cfg.labels == "uniform":
             return ctx.randint(self.num_classes, n)
         u = ctx.rand(n)
-        cdf = torch.cumsum(self.class_probs.to(u.device), 0)
-        return torch.searchsorted(cdf, u.contiguous(), right=True).clamp_(max=self.num_classes - 1)
+        if self._cdf is None or self._cdf.device != u.device:
+            # Once: copying the CPU table to a GPU every step was the one host sync left in BigGAN's step.
+            self._cdf = torch.cumsum(self.class_probs, 0).to(u.device)
+        return torch.searchsorted(self._cdf, u.contiguous(), right=True).clamp_(max=self.num_classes - 1)
 
     # ---- the game ---------------------------------------------------------------------------------
     def batch_plan(self, ctx: StepContext) -> tuple[int, int]:
@@ -157,7 +161,7 @@ class BigGANRecipe(NoiseSampling, Recipe):
         """All micro-batches but an update's last skip DDP's all-reduce."""
         return self.no_sync(name) if i < self.cfg.accumulate - 1 else contextlib.nullcontext()
 
-    def d_update(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def d_update(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """One D update: hinge loss on real micro-batches and as many fakes of G (train mode, no grad)."""
         acc = len(batches)
         D = self.ddp["D"]
@@ -174,16 +178,16 @@ class BigGANRecipe(NoiseSampling, Recipe):
                     d_fake = D(diff_augment(fake, self.aug), y).float()
                     loss = d_loss(d_real, d_fake, "hinge")
                 self.backward(loss / acc, "D")
-            total += float(loss.detach()) / acc
-            real_mean += float(d_real.detach().mean()) / acc
-            fake_mean += float(d_fake.detach().mean()) / acc
+            total = total + loss.detach() / acc
+            real_mean = real_mean + d_real.detach().mean() / acc
+            fake_mean = fake_mean + d_fake.detach().mean() / acc
         norm = self.step_optimizer("D", ctx)
         out = {"loss_D": total, "D_real": real_mean, "D_fake": fake_mean}
         if norm is not None:
             out["grad_norm_D"] = norm
         return out
 
-    def g_update(self, n: int, ctx: StepContext) -> dict[str, float]:
+    def g_update(self, n: int, ctx: StepContext) -> dict[str, Any]:
         """One G update: hinge G loss from the frozen D, accumulated, plus the orthogonal regulariser's gradient."""
         acc = self.cfg.accumulate
         G = self.ddp["G"]
@@ -196,7 +200,7 @@ class BigGANRecipe(NoiseSampling, Recipe):
                     with self.autocast():
                         loss = g_loss(D(diff_augment(G(z, y), self.aug), y).float(), "hinge")
                     self.backward(loss / acc, "G")
-                total += float(loss.detach()) / acc
+                total = total + loss.detach() / acc
         if self.cfg.ortho > 0:  # after the all-reduce: the same term on every rank, as the weights are equal
             add_ortho_grad(self.ortho_params, self.cfg.ortho)
         norm = self.step_optimizer("G", ctx)
@@ -205,9 +209,9 @@ class BigGANRecipe(NoiseSampling, Recipe):
             out["grad_norm_G"] = norm
         return out
 
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """d_steps D updates on fresh micro-batches, then one G update."""
-        out: dict[str, float] = {}
+        out: dict[str, Any] = {}
         acc = self.cfg.accumulate
         for s in range(self.cfg.d_steps):
             out.update(self.d_update(batches[s * acc:(s + 1) * acc], ctx))

@@ -106,7 +106,7 @@ class CycleGANRecipe(TranslationRecipe):
         return TranslationData(ds, str(data_cfg.source), root)
 
     # ---- the game ------------------------------------------------------------------------------------
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """One update of both generators, then one of both discriminators."""
         self.check_schedule()
         cfg, kind = self.cfg, self.cfg.loss
@@ -145,7 +145,7 @@ class CycleGANRecipe(TranslationRecipe):
                     loss_D_A=d_a, loss_D_B=d_b)
         if cfg.lambda_identity > 0:
             vals.update(loss_idt_A=idt_a, loss_idt_B=idt_b)
-        out.update({k: float(v.detach()) for k, v in vals.items()})
+        out.update({k: v.detach() for k, v in vals.items()})
         return out
 
     # ---- evaluation ----------------------------------------------------------------------------------

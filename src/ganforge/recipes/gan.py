@@ -14,7 +14,7 @@ from ..models.base import GANModels
 from ..nn.diffaug import check_policy, diff_augment
 from ..registry import register_recipe
 from ._schedule import lr_factor as decay_factor
-from .base import NoiseSampling, Recipe, build_optimizer, self_condition, warn
+from .base import NoiseSampling, Recipe, build_optimizer, labelled, self_condition, warn
 from .context import StepContext
 
 
@@ -137,15 +137,12 @@ class GANRecipe(NoiseSampling, Recipe):
     def _labels(self, batch: dict[str, Tensor]) -> Tensor | None:
         if self.num_classes <= 0:
             return None
-        y = batch.get("label")
-        if y is None or (y < 0).any():
-            raise GanforgeError("a conditional model needs labelled data (a class-folder layout or a labelled dataset)")
-        return y
+        return labelled(batch, self)
 
-    def d_phase(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, float]:
+    def d_phase(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Any]:
         """One D update on a real batch against fresh samples of the frozen G."""
         cfg = self.cfg
-        out: dict[str, float] = {}
+        out: dict[str, Any] = {}
         real = batch["image"]
         y = self._labels(batch)
         z = ctx.randn(real.shape[0], self.z_dim)
@@ -159,16 +156,18 @@ class GANRecipe(NoiseSampling, Recipe):
         if cfg.gp_weight > 0:
             # The penalty's double backward runs through the unwrapped D: its gradient reaches the same
             # parameters, whose DDP hooks fire once for the summed gradient.
-            gp = gradient_penalty(lambda x: self.D(x, y), real, fake.float())
+            with self.eager("D"):
+                gp = gradient_penalty(lambda x: self.D(x, y), real, fake.float())
             loss = loss + cfg.gp_weight * gp
-            out["gp"] = float(gp.detach())
+            out["gp"] = gp.detach()
         if cfg.r1_gamma > 0 and self.d_updates % cfg.r1_every == 0:
             # Lazy R1 (StyleGAN2): every r1_every-th D update, scaled by the interval so the average pull is
             # the same. Like the GP, its double backward runs through the unwrapped D on a separate forward.
             x = real.detach().requires_grad_(True)
-            r1 = r1_penalty(self.D(diff_augment(x, self.aug), y).float(), x)
+            with self.eager("D"):
+                r1 = r1_penalty(self.D(diff_augment(x, self.aug), y).float(), x)
             loss = loss + (cfg.r1_gamma / 2 * cfg.r1_every) * r1
-            out["r1"] = float(r1.detach())
+            out["r1"] = r1.detach()
         self.d_updates += 1
         norm = self.optimize(loss, "D", ctx)
         if norm is not None:
@@ -177,12 +176,12 @@ class GANRecipe(NoiseSampling, Recipe):
             with torch.no_grad():
                 torch._foreach_clamp_min_(ps := list(self.D.parameters()), -cfg.clip)
                 torch._foreach_clamp_max_(ps, cfg.clip)
-        out["loss_D"] = float(loss.detach())
-        out["D_real"] = float(d_real.detach().float().mean())
-        out["D_fake"] = float(d_fake.detach().float().mean())
+        out["loss_D"] = loss.detach()
+        out["D_real"] = d_real.detach().float().mean()
+        out["D_fake"] = d_fake.detach().float().mean()
         return out
 
-    def g_phase(self, n: int, ctx: StepContext) -> dict[str, float]:
+    def g_phase(self, n: int, ctx: StepContext) -> dict[str, Any]:
         """One G update judged by the (frozen, unwrapped) D."""
         z = ctx.randn(n, self.z_dim)
         if self.clusters:  # the cluster G itself draws from z, in the training set's proportions
@@ -196,16 +195,16 @@ class GANRecipe(NoiseSampling, Recipe):
                 scores = scores.flatten().topk(k).values
             gl = g_loss(scores, self.cfg.loss)
             norm = self.optimize(gl, "G", ctx)
-        out = {"loss_G": float(gl.detach())}
+        out = {"loss_G": gl.detach()}
         if k < n:
             out["topk"] = k
         if norm is not None:
             out["grad_norm_G"] = norm
         return out
 
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """n_critic D updates, each on a fresh real batch, then one G update."""
-        out: dict[str, float] = {}
+        out: dict[str, Any] = {}
         for batch in batches:
             out.update(self.d_phase(batch, ctx))
         out.update(self.g_phase(batches[0]["image"].shape[0], ctx))

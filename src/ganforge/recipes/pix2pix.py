@@ -116,7 +116,7 @@ class Pix2PixRecipe(TranslationRecipe):
                             "snapshots and evaluation")
 
     # ---- the game ------------------------------------------------------------------------------------
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """One D update, then one G update, on one batch of pairs."""
         self.check_schedule()
         cfg = self.cfg
@@ -133,7 +133,7 @@ class Pix2PixRecipe(TranslationRecipe):
             pred_fake = D(torch.cat([real_a, fake_b.detach()], 1)).float()
             pred_real = D(torch.cat([real_a, real_b], 1)).float()
         loss_d = halved_d_loss(pred_real, pred_fake, cfg.loss)
-        out: dict[str, float] = {}
+        out: dict[str, Any] = {}
         norm_d = self.optimize(loss_d, "D", ctx)
         # G: D frozen and unwrapped (no wasted gradients, no DDP reducer left waiting), judged by the D
         # just updated.
@@ -147,12 +147,12 @@ class Pix2PixRecipe(TranslationRecipe):
         if ctx.log:
             out.update(grad_norm_D=norm_d, grad_norm_G=norm_g)
         out.update(
-            loss_D=float(loss_d.detach()),
-            loss_G=float(loss_g.detach()),
-            loss_G_GAN=float(loss_g_gan.detach()),
-            loss_G_L1=float(loss_g_l1.detach()),  # unweighted, in [-1, 1] pixel units
-            D_real=float(pred_real.detach().mean()),
-            D_fake=float(pred_fake.detach().mean()),
+            loss_D=loss_d.detach(),
+            loss_G=loss_g.detach(),
+            loss_G_GAN=loss_g_gan.detach(),
+            loss_G_L1=loss_g_l1.detach(),  # unweighted, in [-1, 1] pixel units
+            D_real=pred_real.detach().mean(),
+            D_fake=pred_fake.detach().mean(),
         )
         return out
 

@@ -24,7 +24,7 @@ from ..models.base import GANModels
 from ..nn.ada import AdaController, AugmentPipe, check_ops
 from ..nn.diffaug import check_policy, diff_augment
 from ..registry import register_recipe
-from .base import NoiseSampling, Recipe, self_condition
+from .base import NoiseSampling, Recipe, labelled, self_condition
 from .context import StepContext
 
 AUGMENTS = ("none", "ada", "diffaug")
@@ -155,23 +155,22 @@ class StyleGAN2Recipe(NoiseSampling, Recipe):
             return None
         if batch is None:
             return None if self.clusters else ctx.randint(self.num_classes, n)
-        y = batch.get("label")
-        if y is None or (y < 0).any():
-            raise GanforgeError("a conditional model needs labelled data (a class-folder layout or a labelled dataset)")
-        return y
+        return labelled(batch, self)
 
     def _ws(self, z: Tensor, y: Tensor | None, ctx: StepContext, update_w_avg: bool) -> Tensor:
         """Mapped latents with style mixing: one crossover layer per batch, with probability style_mixing."""
         mapping = self.ddp["G_mapping"]
         ws = mapping(z, y, update_w_avg=update_w_avg)
-        if self.cfg.style_mixing > 0:
-            num_ws = ws.shape[1]
+        num_ws = ws.shape[1]
+        if self.cfg.style_mixing > 0 and num_ws > 1:
+            # Decided on the device, as the reference does (the second mapping always runs): reading the coin on
+            # the host would stall a GPU every step. A cut at num_ws keeps every layer's first w.
             u = ctx.rand(1)
-            cut = int(ctx.randint(num_ws - 1, 1)) + 1
-            if float(u[0]) < self.cfg.style_mixing and num_ws > 1:
-                ws2 = mapping(ctx.randn(z.shape[0], self.z_dim), y, update_w_avg=False)
-                layer = torch.arange(num_ws, device=ws.device)[None, :, None]
-                ws = torch.where(layer < cut, ws, ws2)
+            cut = ctx.randint(num_ws - 1, 1) + 1
+            cut = torch.where(u < self.cfg.style_mixing, cut, torch.full_like(cut, num_ws))
+            ws2 = mapping(ctx.randn(z.shape[0], self.z_dim), y, update_w_avg=False)
+            layer = torch.arange(num_ws, device=ws.device)[None, :, None]
+            ws = torch.where(layer < cut[:1, None, None], ws, ws2)
         return ws
 
     def _fake(self, n: int, y: Tensor | None, ctx: StepContext,
@@ -184,7 +183,7 @@ class StyleGAN2Recipe(NoiseSampling, Recipe):
         return self.ddp["G_synthesis"](ws, noise_mode="random"), ws, y
 
     # ---- phases -------------------------------------------------------------------------------
-    def d_main(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, float]:
+    def d_main(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Any]:
         """Logistic loss on augmented reals and fakes of the frozen G; feeds ADA's statistic."""
         real = batch["image"]
         y = self._labels(batch, real.shape[0], ctx)
@@ -198,43 +197,44 @@ class StyleGAN2Recipe(NoiseSampling, Recipe):
         norm = self.optimize(loss, "D", ctx)
         if self.ada is not None:
             self.ada.accumulate(d_real.detach())
-        out = {"loss_D": float(loss.detach()), "D_real": float(d_real.detach().mean()),
-               "D_fake": float(d_fake.detach().mean())}
+        out = {"loss_D": loss.detach(), "D_real": d_real.detach().mean(), "D_fake": d_fake.detach().mean()}
         if norm is not None:
             out["grad_norm_D"] = norm
         return out
 
-    def d_reg(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, float]:
+    def d_reg(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Any]:
         """Lazy R1 on (augmented) reals: gamma/2 * ||grad||^2, times the interval, its own D step."""
         x = batch["image"].detach().requires_grad_(True)
         y = self._labels(batch, x.shape[0], ctx)
         # Through D's DDP wrapper, as the reference does: this step's backward is its own, so the wrapper must
         # see the forward for the parameter gradients to be all-reduced (autograd.grad w.r.t. x reduces nothing).
-        logits = self.ddp["D"](self._augment(x), y).float()
-        r1 = r1_penalty(logits, x)
+        with self.eager("D"):
+            logits = self.ddp["D"](self._augment(x), y).float()
+            r1 = r1_penalty(logits, x)
         # logits * 0 keeps every D parameter in the graph: the output layer's bias has no gradient through
         # the penalty, and DDP waits for a gradient of every parameter (the reference does the same).
         self.optimize((logits * 0).sum() + r1 * (self.cfg.r1_gamma / 2 * self.cfg.r1_every), "D")
-        return {"r1": float(r1.detach())}
+        return {"r1": r1.detach()}
 
-    def g_main(self, n: int, ctx: StepContext) -> dict[str, float]:
+    def g_main(self, n: int, ctx: StepContext) -> dict[str, Any]:
         """Non-saturating loss of the augmented fakes, judged by the frozen D; the mapping tracks mean w."""
         y = self._labels(None, n, ctx)
         with self.frozen("D") as D, self.autocast():
             fake, _, y = self._fake(n, y, ctx, update_w_avg=True)
             loss = F.softplus(-D(self._augment(fake), y).float()).mean()
             norm = self.optimize(loss, "G", ctx)
-        out = {"loss_G": float(loss.detach())}
+        out = {"loss_G": loss.detach()}
         if norm is not None:
             out["grad_norm_G"] = norm
         return out
 
-    def g_reg(self, n: int, ctx: StepContext) -> dict[str, float]:
+    def g_reg(self, n: int, ctx: StepContext) -> dict[str, Any]:
         """Lazy path-length regularisation: (|J^T y| - running mean)^2 * weight * interval."""
         m = max(1, n // self.cfg.pl_batch_shrink)
         y = self._labels(None, m, ctx)
-        fake, ws, _ = self._fake(m, y, ctx, update_w_avg=False)
-        lengths = path_lengths(fake, ws, ctx.randn(m, *fake.shape[1:]))
+        with self.eager("G_mapping", "G_synthesis"):
+            fake, ws, _ = self._fake(m, y, ctx, update_w_avg=False)
+            lengths = path_lengths(fake, ws, ctx.randn(m, *fake.shape[1:]))
         mean = self.pl_mean.lerp(lengths.mean().detach(), self.cfg.pl_decay)
         self.pl_mean.copy_(mean)
         penalty = (lengths - mean).square().mean()
@@ -242,9 +242,9 @@ class StyleGAN2Recipe(NoiseSampling, Recipe):
         loss = (fake[:, 0, 0, 0] * 0).sum() + penalty * (self.cfg.pl_weight * self.cfg.pl_every)
         with self.frozen("D"):
             self.optimize(loss, "G")
-        return {"pl_penalty": float(penalty.detach()), "pl_mean": float(mean)}
+        return {"pl_penalty": penalty.detach(), "pl_mean": mean.detach()}
 
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """D main (+ lazy R1), G main (+ lazy path length), then ADA's update of p."""
         cfg = self.cfg
         batch = batches[0]
@@ -260,7 +260,7 @@ class StyleGAN2Recipe(NoiseSampling, Recipe):
         if self.ada is not None:
             self.ada.step(n * ctx.world, reduce=_all_reduce if ctx.world > 1 else None)
         if self.pipe is not None:
-            out["augment_p"] = float(self.pipe.p)
+            out["augment_p"] = self.pipe.p.detach().clone()
         return out
 
     # ---- state --------------------------------------------------------------------------------
@@ -386,7 +386,7 @@ class StyleGANRecipe(StyleGAN2Recipe):
             for group in opt.param_groups:
                 group["lr"] = base * self._lazy_ratio(name) * self.lr_scale
 
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """Set lod and learning rates for the images seen, then StyleGAN2's phases (path length off)."""
         self._set_schedule(ctx.images_seen)
         out = super().step(batches, ctx)

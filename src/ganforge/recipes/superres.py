@@ -208,14 +208,14 @@ class SRResNetRecipe(Recipe):
                                 f"{self.scale}x model with {self.channels} channels")
         return lr, hr
 
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """One G update on the content loss."""
         lr, hr = self._pairs(batches)
         with self.autocast():
             fake = self.ddp["G"](lr)
         loss = self.content_loss(fake.float(), hr)
         norm = self.optimize(loss, "G", ctx)
-        out = {"loss_G": float(loss.detach()), f"loss_G_{self.cfg.content}": float(loss.detach())}
+        out = {"loss_G": loss.detach(), f"loss_G_{self.cfg.content}": loss.detach()}
         if ctx.log:
             out["grad_norm_G"] = norm
         return out
@@ -335,7 +335,7 @@ class SRGANRecipe(SRResNetRecipe):
             return 0.5 * (bce_with_target(real - fake.mean(), False) + bce_with_target(fake - real.mean(), True))
         return bce_with_target(fake, True)
 
-    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+    def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """One D update, then one G update against the D just updated."""
         lr, hr = self._pairs(batches)
         with self.autocast():
@@ -355,12 +355,12 @@ class SRGANRecipe(SRResNetRecipe):
             loss_g = content + self.cfg.adv_weight * adv
             norm_g = self.optimize(loss_g, "G", ctx)
         out = {
-            "loss_D": float(loss_d.detach()),
-            "loss_G": float(loss_g.detach()),
-            f"loss_G_{self.cfg.content}": float(content.detach()),
-            "loss_G_adv": float(adv.detach()),
-            "D_real": float(pred_real.detach().mean()),
-            "D_fake": float(pred_fake.detach().mean()),
+            "loss_D": loss_d.detach(),
+            "loss_G": loss_g.detach(),
+            f"loss_G_{self.cfg.content}": content.detach(),
+            "loss_G_adv": adv.detach(),
+            "D_real": pred_real.detach().mean(),
+            "D_fake": pred_fake.detach().mean(),
         }
         if ctx.log:
             out.update(grad_norm_D=norm_d, grad_norm_G=norm_g)

@@ -46,19 +46,31 @@ class Batches:
     """Batches of a run addressed by sample cursor; this rank's share of each global batch."""
 
     def __init__(self, dataset: Any, seed: int, num_workers: int = 0, flip: bool = False,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, pin_memory: bool = False):
         self.dataset, self.seed = dataset, seed
         self.n = len(dataset)
         if self.n == 0:
             raise GanforgeError("the dataset is empty")
         self.rank, self.world, self.flip = rank, world, flip
         self.num_workers = num_workers
+        self.pin_memory = pin_memory  # worker batches in page-locked memory, for asynchronous copies to a GPU
         self._perms: dict[int, torch.Tensor] = {}
         self.tensors = None
         if hasattr(dataset, "as_tensor"):
             c, h, w = dataset[0][0].shape
             if self.n * c * h * w * 4 <= IN_MEMORY_LIMIT:
                 self.tensors = dataset.as_tensor()
+
+    def nbytes(self) -> int:
+        """Bytes of the in-memory tensors (0 when the dataset is streamed)."""
+        if self.tensors is None:
+            return 0
+        return sum(t.numel() * t.element_size() for t in self.tensors)
+
+    def to_device(self, device: torch.device) -> None:
+        """Hold the in-memory tensors on `device`: batches are then gathered there, with no copy per step."""
+        if self.tensors is not None:
+            self.tensors = tuple(t.to(device) for t in self.tensors)
 
     def check_batch(self, batch_size: int) -> None:
         """Refuse a global batch larger than the dataset (it would repeat items within one batch)."""
@@ -91,24 +103,34 @@ class Batches:
             out.append((e, int(self._perm(e)[k])))
         return out
 
+    def indices(self, cursor: int, batch_size: int) -> torch.Tensor:
+        """Dataset indices of this rank's items in the batch starting at `cursor` (those of `items`)."""
+        pos = self.positions(cursor, batch_size)
+        epochs, ks = pos // self.n, pos % self.n
+        out = torch.empty_like(pos)
+        for e in epochs.unique().tolist():
+            m = epochs == e
+            out[m] = self._perm(int(e))[ks[m]]
+        return out
+
     def _flip(self, batch: dict[str, torch.Tensor], cursor: int, batch_size: int) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed * 7_919 + cursor)
         mask = (torch.rand(batch_size * self.world, generator=g) < 0.5)[self.rank::self.world][:batch_size]
         for key, v in batch.items():
             if isinstance(v, torch.Tensor) and v.dim() == 4:
+                mask = mask.to(v.device, non_blocking=True)
                 batch[key] = torch.where(mask[:, None, None, None], v.flip(3), v)
         return batch
 
     def take(self, cursor: int, batch_size: int) -> dict[str, torch.Tensor]:
         """This rank's batch at `cursor`, read in this process."""
-        keys = self.items(cursor, batch_size)
         if self.tensors is not None:
             images, labels = self.tensors
-            idx = torch.tensor([i for _, i in keys])
+            idx = self.indices(cursor, batch_size).to(images.device, non_blocking=True)
             batch = {"image": images[idx], "label": labels[idx]}
         else:
             at = _AtEpoch(self.dataset)
-            batch = collate([at[k] for k in keys])
+            batch = collate([at[k] for k in self.items(cursor, batch_size)])
         return self._flip(batch, cursor, batch_size) if self.flip else batch
 
     def iterate(self, cursor: int, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -122,7 +144,7 @@ class Batches:
                 c += step
         sampler = _CursorSampler(self, cursor, batch_size)
         loader = DataLoader(_AtEpoch(self.dataset), batch_sampler=sampler, num_workers=self.num_workers,
-                            collate_fn=collate, persistent_workers=False,
+                            collate_fn=collate, persistent_workers=False, pin_memory=self.pin_memory,
                             generator=torch.Generator().manual_seed(self.seed))
         for k, batch in enumerate(loader):
             c = cursor + k * step

@@ -46,11 +46,46 @@ def cpu_has_fast_bf16() -> bool:
     return any(w in flags for w in (" avx512_bf16", " amx_bf16"))
 
 
-def check_amp(device: torch.device, warn: Callable[[str], None]) -> None:
-    """Warn once when mixed precision will be slower than float32 on this device."""
-    if device.type == "cpu" and not cpu_has_fast_bf16():
-        warn("train.amp=true: this CPU has no native bfloat16 (AVX512-BF16/AMX), so bf16 autocast runs "
-             "several times slower than float32 here; train.amp=false is faster")
-    elif device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 7:
-        warn("train.amp=true: this GPU has no tensor cores for float16 (compute capability < 7.0); "
-             "mixed precision will not be faster")
+def cuda_has_bf16(device: torch.device) -> bool:
+    """Whether a CUDA GPU computes bfloat16 on tensor cores (compute capability 8.0 and up)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_amp(device: torch.device, mode: str, warn: Callable[[str], None],
+                note: Callable[[str], None] | None = None) -> torch.dtype | None:
+    """The autocast dtype for train.amp on `device` (None: float32); refuses what the device cannot do.
+
+    auto picks bf16 where the device computes it natively, fp16 (with grad scalers) on CUDA GPUs without
+    bf16, and float32 elsewhere, saying so; an explicit dtype the device runs only slowly gets a warning."""
+    if mode in ("off", "", None, False):
+        return None
+    kind = device.type
+    if mode == "auto":
+        if kind == "cuda":
+            return torch.bfloat16 if cuda_has_bf16(device) else torch.float16
+        if kind == "cpu" and cpu_has_fast_bf16():
+            return torch.bfloat16
+        if note is not None:
+            note(f"train.amp=auto: {'this CPU has no native bfloat16 (AVX512-BF16/AMX)' if kind == 'cpu' else kind + ' autocast is not used'}"
+                 ", so training runs in float32")
+        return None
+    if mode == "fp16":
+        if kind != "cuda":
+            raise GanforgeError(f"train.amp=fp16 needs a CUDA GPU (float16 autocast with grad scalers); on {kind} "
+                                f"use train.amp=bf16 or off")
+        if torch.cuda.get_device_capability(device)[0] < 7:
+            warn("train.amp=fp16: this GPU has no tensor cores for float16 (compute capability < 7.0); "
+                 "mixed precision will not be faster")
+        return torch.float16
+    if mode == "bf16":
+        if kind == "cuda" and not cuda_has_bf16(device):
+            cc = ".".join(map(str, torch.cuda.get_device_capability(device)))
+            raise GanforgeError(f"train.amp=bf16: this GPU (compute capability {cc}) has no bfloat16 tensor cores; "
+                                f"use train.amp=fp16")
+        if kind == "mps":
+            raise GanforgeError("train.amp=bf16 is not supported on mps; use train.amp=off")
+        if kind == "cpu" and not cpu_has_fast_bf16():
+            warn("train.amp=bf16: this CPU has no native bfloat16 (AVX512-BF16/AMX), so bf16 autocast runs "
+                 "several times slower than float32 here; train.amp=off is faster")
+        return torch.bfloat16
+    raise GanforgeError(f"train.amp must be one of off, auto, bf16, fp16, got {mode!r}")

@@ -32,7 +32,8 @@ from ..utils.images import save_grid
 from . import checkpoint as ck
 from . import distributed as ddp
 from .batches import Batches
-from .device import check_amp, pick_device
+from . import speed
+from .device import pick_device, resolve_amp
 from .ema import EMA
 from .logging import MetricsLog, plot_losses
 
@@ -86,11 +87,16 @@ class Trainer:
         self.rank, self.world = self.dist.rank, self.dist.world
         self.main = self.rank == 0
         self.device = pick_device(t.device, self.dist.local_rank)
-        if t.amp:
-            check_amp(self.device, warn=self._warn)
+        speed.set_threads(t.threads)
+        self.amp_dtype = resolve_amp(self.device, t.amp, warn=self._warn, note=self._note)
         seed_everything(t.seed)  # the same initial weights on every rank
         model_args = {k: v for k, v in cfg.model.items() if k != "name"}
         self.models = create_model(cfg.model["name"], **model_args).to(self.device)
+        # NHWC before the optimizers and the EMA copy exist, so their state takes the same layout.
+        self.channels_last = speed.use_channels_last(t.channels_last, self.models.nets.values(), t.compile,
+                                                     self._note)
+        if self.channels_last:
+            speed.to_channels_last(self.models.nets.values())
         if t.init_from and resume is None:
             self._init_from(t.init_from, t.init_nets)
         if t.sync_bn and self.device.type != "cuda":
@@ -106,7 +112,7 @@ class Trainer:
         seed_everything(t.seed + self.rank)  # different augmentation draws on every rank
         rcls = recipe_class(cfg.recipe["name"])
         rcfg = rcls.Config(**{k: v for k, v in cfg.recipe.items() if k != "name"})
-        self.recipe = rcls(self.models, rcfg, self.device, amp=t.amp)
+        self.recipe = rcls(self.models, rcfg, self.device, amp=self.amp_dtype)
         self.recipe.attach(t)
         for message in self.recipe.training_notes():  # rank 0 only, and never when evaluating
             self._note(f"note: {message}")
@@ -121,8 +127,14 @@ class Trainer:
             self.recipe.apply_hparams(0)
         # DDP wrappers after the weights are final: construction broadcasts rank 0's parameters.
         self.recipe.wrap(lambda net, **kw: ddp.wrap(net, self.device, **kw))
-        self.batches = Batches(self.dataset, t.seed, cfg.data.num_workers, cfg.data.flip, self.rank, self.world)
+        self.batches = Batches(self.dataset, t.seed, cfg.data.num_workers, cfg.data.flip, self.rank, self.world,
+                               pin_memory=self.device.type == "cuda")
         self.batches.check_batch(self._context().batch_size)
+        if self.batches.tensors is not None and speed.data_on_device(t.data_on_device, self.device,
+                                                                     self.batches.nbytes()):
+            self.batches.to_device(self.device)
+        self.compiled = speed.compile_nets(self.recipe.compile_targets(), t.compile, self.device, self._note)
+        self._stream, self._stream_at = None, (-1, -1)
         self.fixed = self.recipe.fixed_inputs(t.n_samples, t.seed, self.dataset)
         self._stop_signal: int | None = None
         self._good: dict[str, Any] | None = None
@@ -301,73 +313,110 @@ class Trainer:
             if lock is not None:
                 lock.release()
 
+    def train_step(self, logged: bool = False) -> dict[str, Any]:
+        """One training step as `ganforge train` runs it: the next batches from the stream, the recipe's step,
+        the counters and the EMA. Nothing is read back from the device: the step's values stay tensors."""
+        ctx = self._context(log=logged)
+        if self._stream is None or self._stream_at != (self.cursor, ctx.batch_size):
+            self.batches.check_batch(ctx.batch_size)
+            self._stream = self.batches.iterate(self.cursor, ctx.batch_size)
+        batches = [self._to(next(self._stream)) for _ in range(ctx.batches)]
+        used = ctx.batch_size * self.world * ctx.batches
+        self.cursor += used
+        self._stream_at = (self.cursor, ctx.batch_size)
+        losses = self.recipe.step(batches, ctx)
+        # Accepted now, checked later: a non-finite loss found at the next check rolls all of this back.
+        self.recipe.end_of_step(ctx)
+        self.step += 1
+        self.images_seen += used
+        self._last_batch = ctx.batch_size * self.world
+        if self.ema is not None:
+            decay = self.recipe.ema_decay(ctx)
+            if decay is not None:
+                self.ema.update(self.models.nets, decay)
+        return losses
+
+    @property
+    def images_per_step(self) -> int:
+        """Real images the next step consumes (all ranks together)."""
+        ctx = self._context(log=False)
+        return ctx.batch_size * self.world * ctx.batches
+
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (timing)."""
+        speed.synchronize(self.device)
+
+    def _to(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out = _to(batch, self.device)
+        if self.channels_last:
+            out = {k: (speed.channels_last_input(v) if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+        return out
+
     def _run(self, log: MetricsLog | None) -> Path:
         t = self.cfg.train
         bar = _progress(t.steps, self.step, enabled=t.progress and self.main)
-        window: dict[str, list[float]] = {}
+        window = _Window()
         tick, tick_images, started = time.perf_counter(), self.images_seen, time.perf_counter()
         self._remember_good()
         last_saved = self.step if self.resume else -1
-        stream, stream_at = None, (-1, -1)
         try:
             while self.step < t.steps:
                 logged = (self.step + 1) % t.log_every == 0 or self.step + 1 == t.steps
-                ctx = self._context(log=logged)
-                if stream is None or stream_at != (self.cursor, ctx.batch_size):
-                    self.batches.check_batch(ctx.batch_size)
-                    stream = self.batches.iterate(self.cursor, ctx.batch_size)
-                batches = [_to(next(stream), self.device) for _ in range(ctx.batches)]
-                used = ctx.batch_size * self.world * ctx.batches
-                self.cursor += used
-                stream_at = (self.cursor, ctx.batch_size)
-                losses = self.recipe.step(batches, ctx)
-                bad = not all(math.isfinite(v) for k, v in losses.items() if k.startswith("loss"))
-                # One small collective a step: every rank skips a non-finite step, and stops, together,
-                # and the BatchNorm statistics are averaged.
-                bad, stop = ddp.agree([bad, self._stop_signal is not None], self.models.nets.values())
-                if bad:
-                    self._recover(losses)
-                    window, tick, tick_images = {}, time.perf_counter(), self.images_seen  # those steps are undone
-                    continue
-                self.recipe.end_of_step(ctx)
-                self.step += 1
-                self.images_seen += used
-                if self.ema is not None:
-                    decay = self.recipe.ema_decay(ctx)
-                    if decay is not None:
-                        self.ema.update(self.models.nets, decay)
-                for k, v in losses.items():
-                    if v is not None:
-                        window.setdefault(k, []).append(v)
+                losses = self.train_step(logged)
+                window.add(self.step, losses)
+                stop = self._stop_signal is not None
+                if self.world > 1:
+                    # One small collective a step: the ranks stop together, and the BatchNorm statistics are averaged.
+                    _, stop = ddp.agree([False, stop], self.models.nets.values())
                 if bar is not None:
                     bar.update(1)
+                snap = self.step % t.sample_every == 0 or self.step == t.steps
+                evaluate = t.eval_every > 0 and self.step % t.eval_every == 0
+                save = self.step % t.ckpt_every == 0 or self.step == t.steps
+                if not (logged or snap or evaluate or save or stop):
+                    continue
+                # A check point: the only place the loop reads the device. Every rank skips a non-finite window
+                # together.
+                bad_local = window.bad()
+                if self.world > 1:
+                    bad, stop = ddp.agree([bad_local is not None, stop])
+                else:
+                    bad = bad_local is not None
+                if bad:
+                    self._recover(bad_local)
+                    window, tick, tick_images = _Window(), time.perf_counter(), self.images_seen  # those steps are undone
+                    continue
                 if logged:
                     now = time.perf_counter()
                     rate = (self.images_seen - tick_images) / max(now - tick, 1e-9)
                     rec = {"step": self.step, "epoch": self.batches.epoch(self.cursor), "images_seen": self.images_seen,
                            "time_s": round(now - started, 3), "images_per_s": round(rate, 1),
-                           "batch_size": ctx.batch_size * self.world,
-                           **{k: sum(v) / len(v) for k, v in window.items()},
+                           "batch_size": self._last_batch, **window.means(),
                            **{f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.recipe.optimizers.items()}}
                     if log is not None:
                         log.log(rec)
                     if bar is not None:
                         bar.set_postfix({k: f"{rec[k]:.3f}" for k in rec if k.startswith("loss_")}, refresh=False)
-                    window, tick, tick_images = {}, now, self.images_seen
+                    window, tick, tick_images = _Window(), now, self.images_seen
                     self._remember_good()
-                if self.step % t.sample_every == 0 or self.step == t.steps:
+                if snap:
                     self._sync()
                     if self.main:
                         self.snapshot(log)
-                if t.eval_every > 0 and self.step % t.eval_every == 0:
+                if evaluate:
                     self._evaluate(log)
-                if self.step % t.ckpt_every == 0 or self.step == t.steps:
+                if save:
                     self.save()
                     last_saved = self.step
                 if stop:
                     self._stop_signal = self._stop_signal or signal.SIGTERM
                     break
         except (RuntimeError, ddp.DistributedError) as e:
+            if speed.is_out_of_memory(e):
+                raise GanforgeError(
+                    f"out of memory at step {self.step + 1} with a batch of {self._context().batch_size} per process on "
+                    f"{self.device}; `ganforge bench {self.cfg.preset or self.cfg.model['name']} --batch "
+                    f"{self._context().batch_size}` finds the largest batch that fits") from None
             if self.world > 1 and (isinstance(e, ddp.DistributedError) or _is_collective_error(e)):
                 detail = ddp.first_line(e).removeprefix("lost contact with the other processes: ")
                 raise ddp.DistributedError(f"rank {self.rank} lost contact with the other processes at step "
@@ -398,27 +447,85 @@ class Trainer:
         if ddp.broadcast_object(best):
             self.save("best")
 
-    def _recover(self, losses: dict[str, float]) -> None:
+    def _recover(self, bad: tuple[int, dict[str, float]] | None) -> None:
+        """Roll back to the last good copy after a non-finite loss (bad: its step and values on this rank)."""
         t = self.cfg.train
         self.failures += 1
-        shown = ", ".join(f"{k}={v}" for k, v in losses.items() if k.startswith("loss"))
-        if not all(math.isfinite(v) for k, v in losses.items() if k.startswith("loss")):
-            where = f"({shown})"
+        if bad is not None:
+            failed_at, values = bad
+            where = f"at step {failed_at} (" + ", ".join(f"{k}={v}" for k, v in values.items()
+                                                          if k.startswith("loss")) + ")"
         else:
-            where = "(on another rank)"
+            failed_at, where = self.step, f"by step {self.step} (on another rank)"
         if self._good is None:
             raise TrainingDiverged(
-                f"training diverged: non-finite loss at step {self.step + 1} {where}; train.nan_rollback is off, "
+                f"training diverged: non-finite loss {where}; train.nan_rollback is off, "
                 f"so the run stops; checkpoints in {self.run_dir / 'checkpoints'} are intact")
         if self.failures >= t.max_nan_failures:
             raise TrainingDiverged(
-                f"training diverged: non-finite loss at step {self.step + 1} {where}, {self.failures} times; "
+                f"training diverged: non-finite loss {where}, {self.failures} times; "
                 f"checkpoints in {self.run_dir / 'checkpoints'} are intact (try a lower learning rate)")
-        failed_at = self.step + 1
         self._restore_good()
         self.recipe.scale_lr(t.nan_lr_factor)
-        self._warn(f"non-finite loss at step {failed_at} {where}; update skipped, rolled back to step "
-                   f"{self.step}, learning rates x{t.nan_lr_factor} ({self.failures}/{t.max_nan_failures})")
+        self._warn(f"non-finite loss {where}; rolled back to step {self.step} (the last good copy), learning rates "
+                   f"x{t.nan_lr_factor} ({self.failures}/{t.max_nan_failures})")
+
+
+class _Window:
+    """The steps' values since the last check, kept as they came (device tensors): read once, at the check."""
+
+    def __init__(self):
+        self.steps: list[int] = []
+        self.values: list[dict[str, Any]] = []
+        self.finite: list[Any] = []  # per step: a device bool (all loss values finite) or a python bool
+
+    def add(self, step: int, losses: dict[str, Any]) -> None:
+        self.steps.append(step)
+        self.values.append(losses)
+        checked = [v for k, v in losses.items() if k.startswith("loss") and v is not None]
+        tensors = [v.detach().float().reshape(()) for v in checked if isinstance(v, torch.Tensor)]
+        ok = all(math.isfinite(v) for v in checked if not isinstance(v, torch.Tensor))
+        if tensors:
+            dev = torch.stack(tensors).isfinite().all()
+            self.finite.append(dev if ok else torch.zeros((), dtype=torch.bool, device=dev.device))
+        else:
+            self.finite.append(ok)
+
+    def bad(self) -> tuple[int, dict[str, float]] | None:
+        """(step, values) of the first step with a non-finite loss, or None: one read of the device."""
+        if not self.steps:
+            return None
+        flags = [f if isinstance(f, torch.Tensor) else torch.tensor(f) for f in self.finite]
+        dev = next((f.device for f in flags if f.device.type != "cpu"), flags[0].device)
+        ok = torch.stack([f.to(dev) for f in flags]).tolist()
+        if all(ok):
+            return None
+        i = ok.index(False)
+        return self.steps[i], {k: _number(v) for k, v in self.values[i].items() if v is not None}
+
+    def means(self) -> dict[str, float]:
+        """Each value's mean over the window, read back in one transfer per device."""
+        keys: dict[str, list[Any]] = {}
+        for vals in self.values:
+            for k, v in vals.items():
+                if v is not None:
+                    keys.setdefault(k, []).append(v)
+        out: dict[str, float] = {}
+        dev_keys, dev_means = [], []
+        for k, vs in keys.items():
+            if all(isinstance(v, torch.Tensor) for v in vs):
+                dev_keys.append(k)
+                dev_means.append(torch.stack([v.detach().float().reshape(()) for v in vs]).mean())
+            else:
+                out[k] = sum(_number(v) for v in vs) / len(vs)
+        if dev_means:
+            dev = dev_means[0].device
+            out.update(zip(dev_keys, torch.stack([m.to(dev) for m in dev_means]).tolist()))
+        return {k: out[k] for k in keys}
+
+
+def _number(v: Any) -> float:
+    return float(v.detach().float()) if isinstance(v, torch.Tensor) else v
 
 
 def _is_collective_error(e: BaseException) -> bool:
