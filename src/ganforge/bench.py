@@ -228,10 +228,8 @@ def largest_batch(target: str, overrides: list[str], device: str, start: int) ->
         hi, b = b, b // 2
     if lo is None:
         return None
-    for _ in range(4):  # bisect between the last fit and the first failure
+    while hi - lo > 1:  # bisect between the last fit and the first failure
         mid = (lo + hi) // 2
-        if mid <= lo:
-            break
         if fits(mid):
             lo = mid
         else:
