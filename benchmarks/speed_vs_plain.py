@@ -4,7 +4,7 @@ ganforge, plain, ganforge, ... for --repeats rounds) so that background load hit
 
     python benchmarks/speed_vs_plain.py [--cases dcgan28,dcgan64,stylegan2-32,pix2pix256] [--device cpu|cuda]
         [--steps N] [--warmup W] [--repeats R] [--batch B] [--amp {off,bf16,fp16,auto}]
-        [--channels-last {auto,on,off}] [--compile {off,default,max-autotune,reduce-overhead}] [--no-record]
+        [--channels-last {auto,on,off}] [--compile {off,default,max-autotune}] [--no-record]
 
 Cases (ganforge side: `ganforge.bench.make_trainer(target, overrides, batch_size, device)`, one
 `train_step()` = data fetch, recipe step and EMA exactly as `ganforge train` runs them; the speed options
@@ -461,7 +461,7 @@ def main() -> None:
                     ", ".join(f"{k} {c.batch}" for k, c in CASES.items()) + ")")
     ap.add_argument("--amp", default="auto", choices=("off", "bf16", "fp16", "auto"))
     ap.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"))
-    ap.add_argument("--compile", default="off", choices=("off", "default", "max-autotune", "reduce-overhead"))
+    ap.add_argument("--compile", default="off", choices=("off", "default", "max-autotune"))
     ap.add_argument("--no-record", action="store_true", help="print only, leave RESULTS.md alone")
     args = ap.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]

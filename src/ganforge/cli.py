@@ -436,8 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--amp", nargs="?", const="auto", default=None, choices=("off", "auto", "bf16", "fp16"),
                     help="mixed precision (no value: auto; default: the config's train.amp)")
     bn.add_argument("--compile", nargs="?", const="default", default=None,
-                    choices=("off", "default", "reduce-overhead", "max-autotune"),
-                    help="torch.compile the networks (no value: default mode; reduce-overhead adds CUDA graphs)")
+                    choices=("off", "default", "max-autotune"),
+                    help="torch.compile the networks (no value: default mode)")
     bn.add_argument("--channels-last", default=None, choices=("auto", "on", "off"), help="NHWC memory format")
     bn.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     bn.add_argument("--steps", type=positive_int, default=20, help="timed steps per repeat (default 20)")

@@ -42,8 +42,8 @@ class TrainConfig:
     # CUDA GPUs, off elsewhere. true/false are read as auto/off
     channels_last: str = "auto"  # auto | on | off: NHWC memory format for conv nets and their inputs (auto: on for
     # nets with 4-D weights, measured faster on CPU and CUDA; benchmarks/RESULTS.md "Speed options")
-    compile: str = "off"  # off | default | reduce-overhead | max-autotune: torch.compile of every network, in place
-    # (checkpoints unchanged); reduce-overhead adds CUDA graphs. Falls back to eager with one notice when unsupported
+    compile: str = "off"  # off | default | max-autotune: torch.compile of every network, in place (checkpoints
+    # unchanged). Falls back to eager with one notice when unsupported. Not reduce-overhead (CUDA graphs): see config
     threads: int = 0  # CPU threads for torch (0: torch's default, one per physical core)
     data_on_device: str = "auto"  # auto | on | off: hold an in-memory dataset on the GPU (auto: when it takes at most
     # a quarter of the free GPU memory); streamed datasets use pinned-memory loaders on CUDA
@@ -248,7 +248,7 @@ TRAIN_BOUNDS: dict[str, tuple[float | None, float | None, bool, bool]] = {
 TRAIN_CHOICES: dict[str, tuple[str, ...]] = {
     "amp": ("off", "auto", "bf16", "fp16"),
     "channels_last": ("auto", "on", "off"),
-    "compile": ("off", "default", "reduce-overhead", "max-autotune"),
+    "compile": ("off", "default", "max-autotune"),
     "data_on_device": ("auto", "on", "off"),
 }
 BOOL_WORDS: dict[str, tuple[str, str]] = {"amp": ("auto", "off"), "channels_last": ("on", "off"),
@@ -269,6 +269,11 @@ def normalise_choices(values: dict[str, Any]) -> dict[str, Any]:
 
 def check_choices(obj: Any, section: str, choices: dict[str, tuple[str, ...]]) -> None:
     """Refuse a string setting outside its allowed words."""
+    if section == "train" and getattr(obj, "compile", None) == "reduce-overhead":
+        # Tried on an H200 (benchmarks/RESULTS.md, issue 14): CUDA graph trees overwrite a compiled net's outputs at
+        # its next replay, and a training step still reads G's fakes after D's graphs ran.
+        raise GanforgeError("train.compile=reduce-overhead (CUDA graphs) is not supported for training: a step reads "
+                            "a graph's outputs after the next replay; use train.compile=default or max-autotune")
     for key, allowed in choices.items():
         value = getattr(obj, key)
         if value not in allowed:

@@ -77,7 +77,7 @@ def compile_problem(device: torch.device) -> str | None:
 
 def compile_nets(nets: Iterable[nn.Module], mode: str, device: torch.device,
                  note: Callable[[str], None]) -> bool:
-    """Compile the networks in place with torch.compile (mode: default | reduce-overhead | max-autotune).
+    """Compile the networks in place with torch.compile (mode: default | max-autotune).
 
     Returns False, after one notice, when the device cannot compile: the run goes on eagerly."""
     if mode == "off":
