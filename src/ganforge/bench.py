@@ -200,9 +200,9 @@ def _time(fn: Callable[[], Any], device: torch.device, steps: int, images: int) 
     return images * steps / (time.perf_counter() - t0)
 
 
-def largest_batch(target: str, overrides: list[str], device: str, start: int) -> int | None:
-    """The largest batch size below `start` whose training step fits in memory (halving, then bisecting);
-    None when not even 1 fits."""
+def largest_batch(target: str, overrides: list[str], device: str, start: int, dev: torch.device) -> int | None:
+    """The largest batch size below `start` whose training step fits in memory on `dev` (the resolved `device`),
+    found by halving, then bisecting; None when not even 1 fits."""
     def fits(b: int) -> bool:
         tr = None
         try:
@@ -215,7 +215,6 @@ def largest_batch(target: str, overrides: list[str], device: str, start: int) ->
                 raise
             return False
         finally:
-            dev = tr.device if tr is not None else torch.device(device if device != "auto" else "cpu")
             del tr
             free_memory(dev)
 
@@ -245,16 +244,12 @@ def run_bench(target: str, overrides: list[str] | None = None, batch: int | None
     from .training import speed
 
     ov = list(overrides or [])
-    if amp is not None:
-        ov.append(f"train.amp={amp}")
-    if channels_last is not None:
-        ov.append(f"train.channels_last={channels_last}")
+    for key, value in (("amp", amp), ("channels_last", channels_last), ("compile", compile_mode)):
+        if value is not None:
+            ov.append(f"train.{key}={value}")
+    # Resolved once here to validate every setting (and find the device) before any work.
     cfg = config_for(target, ov + ([f"train.batch_size={batch}"] if batch else []) + [f"train.device={device}"])
-    mode = compile_mode if compile_mode is not None else cfg.train.compile
-    from .config import TRAIN_CHOICES
-
-    if mode not in TRAIN_CHOICES["compile"]:
-        raise GanforgeError(f"--compile must be one of {', '.join(TRAIN_CHOICES['compile'])}, got {mode!r}")
+    mode = cfg.train.compile
     from .training.device import pick_device
 
     dev = pick_device(cfg.train.device)
@@ -269,7 +264,7 @@ def run_bench(target: str, overrides: list[str] | None = None, batch: int | None
                                                              if tr.device.type == "cuda" else ""),
                       batch=b, amp=str(tr.amp_dtype).replace("torch.", "") if tr.amp_dtype else "off",
                       compile=mode, channels_last=tr.channels_last)
-    imgs = b * tr._context().batches
+    imgs = tr.images_per_step
     if peak_tflops is not None:
         res.peak_tflops, res.peak_source = peak_tflops, "--peak-tflops"
     else:
@@ -301,7 +296,7 @@ def run_bench(target: str, overrides: list[str] | None = None, batch: int | None
         dev_name = str(tr.device)
         tr = None  # let the failed step's tensors go before the search
         free_memory(dev)
-        fit = largest_batch(target, ov, device, b)
+        fit = largest_batch(target, ov, device, b, dev)
         total = ""
         if dev.type == "cuda":
             total = f" ({torch.cuda.get_device_properties(dev).total_memory / 2**30:.0f} GiB)"

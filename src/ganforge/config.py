@@ -251,6 +251,12 @@ TRAIN_CHOICES: dict[str, tuple[str, ...]] = {
     "compile": ("off", "default", "max-autotune"),
     "data_on_device": ("auto", "on", "off"),
 }
+# Words a user may expect that are refused, with the reason (tried, see benchmarks/RESULTS.md, issue 14).
+TRAIN_REFUSED: dict[tuple[str, str], str] = {
+    ("compile", "reduce-overhead"): "CUDA graphs are not supported for training: CUDA graph trees overwrite a "
+    "compiled net's outputs at its next replay, and a step still reads G's fakes after D's graphs ran; use "
+    "train.compile=default or max-autotune",
+}
 BOOL_WORDS: dict[str, tuple[str, str]] = {"amp": ("auto", "off"), "channels_last": ("on", "off"),
                                           "compile": ("default", "off"), "data_on_device": ("on", "off")}
 
@@ -269,13 +275,10 @@ def normalise_choices(values: dict[str, Any]) -> dict[str, Any]:
 
 def check_choices(obj: Any, section: str, choices: dict[str, tuple[str, ...]]) -> None:
     """Refuse a string setting outside its allowed words."""
-    if section == "train" and getattr(obj, "compile", None) == "reduce-overhead":
-        # Tried on an H200 (benchmarks/RESULTS.md, issue 14): CUDA graph trees overwrite a compiled net's outputs at
-        # its next replay, and a training step still reads G's fakes after D's graphs ran.
-        raise GanforgeError("train.compile=reduce-overhead (CUDA graphs) is not supported for training: a step reads "
-                            "a graph's outputs after the next replay; use train.compile=default or max-autotune")
     for key, allowed in choices.items():
         value = getattr(obj, key)
+        if (key, value) in TRAIN_REFUSED:
+            raise GanforgeError(f"{section}.{key}={value}: {TRAIN_REFUSED[key, value]}")
         if value not in allowed:
             raise GanforgeError(f"{section}.{key} must be one of {', '.join(allowed)}, got {value!r}")
 DATA_BOUNDS: dict[str, tuple[float | None, float | None, bool, bool]] = {

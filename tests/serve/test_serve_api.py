@@ -66,6 +66,9 @@ def test_truncation_is_psi_on_stylegan_and_the_z_threshold_elsewhere(client, run
     dc = ganforge.load(runs_dir / "dcgan")
     r = client.get("/api/runs/dcgan/sample.png", params={"seed": 2, "n": 4, "trunc": 0.5})
     assert np.array_equal(decode(r.content), grid(dc.sample(4, seed=2, threshold=0.5), 2))
+    # The threshold must take effect, not only agree with the Python API (which shares the latents' code).
+    plain = client.get("/api/runs/dcgan/sample.png", params={"seed": 2, "n": 4}).content
+    assert not np.array_equal(decode(plain), decode(r.content))
 
 
 def test_interpolation_strip_walks_between_the_two_seeds(client, runs_dir):

@@ -39,7 +39,7 @@ def test_speed_options_read_booleans_and_words(given, key, value):
 @pytest.mark.parametrize("bad,msg", [
     ("train.amp=fp8", "train.amp must be one of off, auto, bf16, fp16, got 'fp8'"),
     ("train.compile=fast", "train.compile must be one of off, default, max-autotune"),
-    ("train.compile=reduce-overhead", "train.compile=reduce-overhead (CUDA graphs) is not supported for training"),
+    ("train.compile=reduce-overhead", "train.compile=reduce-overhead: CUDA graphs are not supported for training"),
     ("train.channels_last=maybe", "train.channels_last must be one of auto, on, off"),
     ("train.data_on_device=2", "train.data_on_device must be one of auto, on, off"),
     ("train.threads=-1", "train.threads must be >= 0"),

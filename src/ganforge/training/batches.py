@@ -97,11 +97,8 @@ class Batches:
 
     def items(self, cursor: int, batch_size: int) -> list[tuple[int, int]]:
         """(epoch, dataset index) of this rank's items in the batch starting at `cursor`."""
-        out = []
-        for p in self.positions(cursor, batch_size).tolist():
-            e, k = divmod(p, self.n)
-            out.append((e, int(self._perm(e)[k])))
-        return out
+        epochs = (self.positions(cursor, batch_size) // self.n).tolist()
+        return list(zip(epochs, self.indices(cursor, batch_size).tolist()))
 
     def indices(self, cursor: int, batch_size: int) -> torch.Tensor:
         """Dataset indices of this rank's items in the batch starting at `cursor` (those of `items`)."""

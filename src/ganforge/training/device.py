@@ -57,7 +57,7 @@ def resolve_amp(device: torch.device, mode: str, warn: Callable[[str], None],
 
     auto picks bf16 where the device computes it natively, fp16 (with grad scalers) on CUDA GPUs without
     bf16, and float32 elsewhere, saying so; an explicit dtype the device runs only slowly gets a warning."""
-    if mode in ("off", "", None, False):
+    if mode == "off":
         return None
     kind = device.type
     if mode == "auto":
@@ -66,8 +66,8 @@ def resolve_amp(device: torch.device, mode: str, warn: Callable[[str], None],
         if kind == "cpu" and cpu_has_fast_bf16():
             return torch.bfloat16
         if note is not None:
-            note(f"train.amp=auto: {'this CPU has no native bfloat16 (AVX512-BF16/AMX)' if kind == 'cpu' else kind + ' autocast is not used'}"
-                 ", so training runs in float32")
+            why = "this CPU has no native bfloat16 (AVX512-BF16/AMX)" if kind == "cpu" else f"{kind} autocast is not used"
+            note(f"train.amp=auto: {why}, so training runs in float32")
         return None
     if mode == "fp16":
         if kind != "cuda":

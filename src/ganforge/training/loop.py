@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import random
 import signal
 import sys
@@ -413,10 +412,11 @@ class Trainer:
                     break
         except (RuntimeError, ddp.DistributedError) as e:
             if speed.is_out_of_memory(e):
+                b = self._context().batch_size
                 raise GanforgeError(
-                    f"out of memory at step {self.step + 1} with a batch of {self._context().batch_size} per process on "
-                    f"{self.device}; `ganforge bench {self.cfg.preset or self.cfg.model['name']} --batch "
-                    f"{self._context().batch_size}` finds the largest batch that fits") from None
+                    f"out of memory at step {self.step + 1} with a batch of {b} per process on {self.device}; "
+                    f"`ganforge bench {self.cfg.preset or self.cfg.model['name']} --batch {b}` finds the largest "
+                    f"batch that fits") from None
             if self.world > 1 and (isinstance(e, ddp.DistributedError) or _is_collective_error(e)):
                 detail = ddp.first_line(e).removeprefix("lost contact with the other processes: ")
                 raise ddp.DistributedError(f"rank {self.rank} lost contact with the other processes at step "
@@ -456,7 +456,7 @@ class Trainer:
             where = f"at step {failed_at} (" + ", ".join(f"{k}={v}" for k, v in values.items()
                                                           if k.startswith("loss")) + ")"
         else:
-            failed_at, where = self.step, f"by step {self.step} (on another rank)"
+            where = f"by step {self.step} (on another rank)"
         if self._good is None:
             raise TrainingDiverged(
                 f"training diverged: non-finite loss {where}; train.nan_rollback is off, "
@@ -472,35 +472,32 @@ class Trainer:
 
 
 class _Window:
-    """The steps' values since the last check, kept as they came (device tensors): read once, at the check."""
+    """The steps' values since the last check, kept as they came (device tensors): read at the check only."""
 
     def __init__(self):
         self.steps: list[int] = []
         self.values: list[dict[str, Any]] = []
-        self.finite: list[Any] = []  # per step: a device bool (all loss values finite) or a python bool
 
     def add(self, step: int, losses: dict[str, Any]) -> None:
         self.steps.append(step)
         self.values.append(losses)
-        checked = [v for k, v in losses.items() if k.startswith("loss") and v is not None]
-        tensors = [v.detach().float().reshape(()) for v in checked if isinstance(v, torch.Tensor)]
-        ok = all(math.isfinite(v) for v in checked if not isinstance(v, torch.Tensor))
-        if tensors:
-            dev = torch.stack(tensors).isfinite().all()
-            self.finite.append(dev if ok else torch.zeros((), dtype=torch.bool, device=dev.device))
-        else:
-            self.finite.append(ok)
 
     def bad(self) -> tuple[int, dict[str, float]] | None:
         """(step, values) of the first step with a non-finite loss, or None: one read of the device."""
-        if not self.steps:
+        owner, losses = [], []
+        for i, vals in enumerate(self.values):
+            for k, v in vals.items():
+                if k.startswith("loss") and v is not None:
+                    owner.append(i)
+                    losses.append(v.detach().float().reshape(()) if isinstance(v, torch.Tensor)
+                                  else torch.tensor(float(v)))
+        if not losses:
             return None
-        flags = [f if isinstance(f, torch.Tensor) else torch.tensor(f) for f in self.finite]
-        dev = next((f.device for f in flags if f.device.type != "cpu"), flags[0].device)
-        ok = torch.stack([f.to(dev) for f in flags]).tolist()
-        if all(ok):
+        dev = next((v.device for v in losses if v.device.type != "cpu"), losses[0].device)
+        finite = torch.stack([v.to(dev) for v in losses]).isfinite().tolist()
+        if all(finite):
             return None
-        i = ok.index(False)
+        i = owner[finite.index(False)]
         return self.steps[i], {k: _number(v) for k, v in self.values[i].items() if v is not None}
 
     def means(self) -> dict[str, float]:

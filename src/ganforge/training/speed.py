@@ -106,9 +106,7 @@ def compile_nets(nets: Iterable[nn.Module], mode: str, device: torch.device,
 
 
 def set_threads(threads: int) -> None:
-    """torch's CPU threads (0 leaves torch's default, one per physical core)."""
-    if threads < 0:
-        raise GanforgeError(f"train.threads must be >= 0, got {threads}")
+    """torch's CPU threads (0 leaves torch's default, one per physical core; train.threads is checked >= 0)."""
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
