@@ -35,6 +35,30 @@ SG2_256 = ["model.config=paper256", "model.image_size=256", "model.channels=1", 
            "recipe.pl_weight=2", "recipe.augment=none"]
 
 
+def count_syncs(tr, steps: int = 8) -> tuple[float, list[str]]:
+    """Host synchronisations per non-logged training step of trainer `tr` (torch.cuda.set_sync_debug_mode), and
+    where: the innermost ganforge frames, or the warning's own place when none is on the stack."""
+    tr.synchronize()
+    syncs: list[str] = []
+
+    def hook(message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" in str(message):
+            stack = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_stack()[:-1]
+                     if "ganforge" in f.filename]
+            syncs.append(" <- ".join(reversed(stack[-3:])) or f"{Path(filename).name}:{lineno}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = hook
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for _ in range(steps):
+                tr.train_step(logged=False)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return len(syncs) / steps, sorted(set(syncs))[:3]
+
+
 def sync_check(device: str, presets: list[str]) -> list[dict]:
     """Host synchronisations per non-logged step of each preset (after warm-up steps)."""
     rows = []
@@ -46,25 +70,8 @@ def sync_check(device: str, presets: list[str]) -> list[dict]:
             tr = make_trainer(p, SMALL.get(p, []) + ["train.amp=auto"], batch_size=8, device=device)
             for _ in range(3):
                 tr.train_step(logged=False)
-            tr.synchronize()
-            syncs: list[str] = []
-
-            def hook(message, category, filename, lineno, file=None, line=None):
-                if "synchroniz" in str(message):
-                    stack = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in traceback.extract_stack()[:-1]
-                             if "ganforge" in f.filename]
-                    syncs.append(" <- ".join(reversed(stack[-3:])))
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                warnings.showwarning = hook
-                torch.cuda.set_sync_debug_mode("warn")
-                try:
-                    for _ in range(8):
-                        tr.train_step(logged=False)
-                finally:
-                    torch.cuda.set_sync_debug_mode("default")
-            row.update(syncs_per_step=len(syncs) / 8, where=sorted(set(syncs))[:3])
+            per_step, where = count_syncs(tr)
+            row.update(syncs_per_step=per_step, where=where)
         except Exception as e:  # noqa: BLE001 - reported, the other presets go on
             row.update(error=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
         print(row, flush=True)

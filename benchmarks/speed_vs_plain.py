@@ -4,11 +4,12 @@ ganforge, plain, ganforge, ... for --repeats rounds) so that background load hit
 
     python benchmarks/speed_vs_plain.py [--cases dcgan28,dcgan64,stylegan2-32,pix2pix256] [--device cpu|cuda]
         [--steps N] [--warmup W] [--repeats R] [--batch B] [--amp {off,bf16,fp16,auto}]
-        [--channels-last {auto,on,off}] [--compile {off,default,max-autotune}] [--no-record]
+        [--channels-last {auto,on,off}] [--compile {off,default,max-autotune}] [--cuda-graphs {auto,on,off}]
+        [--set KEY=VALUE ...] [--no-record]
 
 Cases (ganforge side: `ganforge.bench.make_trainer(target, overrides, batch_size, device)`, one
 `train_step()` = data fetch, recipe step and EMA exactly as `ganforge train` runs them; the speed options
---amp/--channels-last/--compile go to it as train.* overrides, the plain side is always eager fp32 NCHW):
+--amp/--channels-last/--compile/--cuda-graphs go to it as train.* overrides, --set as any override, the plain side is always eager fp32 NCHW):
 
 - dcgan28: DCGAN 28x28x1, ngf=ndf=64, z 100 (preset dcgan without self-conditioning, DiffAugment, EMA).
   Plain: speed_dcgan.tutorial_nets and the PyTorch DCGAN tutorial's loop (BCELoss on Sigmoid outputs).
@@ -373,8 +374,10 @@ def resolved(tr: Any) -> str:
     amp = getattr(tr, "amp_dtype", "?")
     amp = "fp32" if amp is None else str(amp).replace("torch.", "")
     flag = {True: "on", False: "off"}
+    graphs = getattr(tr, "graphs", "?")
     return (f"{amp}, channels_last {flag.get(getattr(tr, 'channels_last', None), '?')}, "
-            f"compiled {flag.get(getattr(tr, 'compiled', None), '?')}")
+            f"compiled {flag.get(getattr(tr, 'compiled', None), '?')}, "
+            f"cuda_graphs {'?' if graphs == '?' else flag[graphs is not None]}")
 
 
 def bench_case(case: str, args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
@@ -387,7 +390,7 @@ def bench_case(case: str, args: argparse.Namespace, settings: dict[str, Any]) ->
     with plain_settings(settings):
         plain = make_plain(case, batch, device)
     overrides = [*spec.overrides, f"train.amp={args.amp}", f"train.channels_last={args.channels_last}",
-                 f"train.compile={args.compile}"]
+                 f"train.compile={args.compile}", f"train.cuda_graphs={args.cuda_graphs}", *args.set]
     torch.manual_seed(0)
     tr = make_trainer(spec.target, overrides=overrides, batch_size=batch, device=args.device)
     print(f"  ganforge runs {resolved(tr)}", flush=True)
@@ -442,7 +445,8 @@ def summary(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                       f"`{' '.join(CASES[r['case']].overrides)}`" for r in results)
     return (f"`{cmd}`\n\nOptions: device {args.device}, steps {args.steps} (after {args.warmup} warm-up), "
             f"repeats {args.repeats} interleaved, ganforge `train.amp={args.amp} "
-            f"train.channels_last={args.channels_last} train.compile={args.compile}`; plain side eager fp32 "
+            f"train.channels_last={args.channels_last} train.compile={args.compile} "
+            f"train.cuda_graphs={args.cuda_graphs}{''.join(' ' + o for o in args.set)}`; plain side eager fp32 "
             f"NCHW.\n\n{cases}\n\n"
             f"| case | batch | plain img/s (median) | plain repeats | ganforge img/s (median) | ganforge repeats "
             f"| ratio ganforge/plain | ganforge ran |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows))
@@ -462,6 +466,9 @@ def main() -> None:
     ap.add_argument("--amp", default="auto", choices=("off", "bf16", "fp16", "auto"))
     ap.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"))
     ap.add_argument("--compile", default="off", choices=("off", "default", "max-autotune"))
+    ap.add_argument("--cuda-graphs", default="auto", choices=("auto", "on", "off"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="another override of the ganforge side, e.g. recipe.reuse_fakes=true (repeatable)")
     ap.add_argument("--no-record", action="store_true", help="print only, leave RESULTS.md alone")
     args = ap.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -485,7 +492,8 @@ def main() -> None:
     body = summary(results, args)
     print(f"## {SECTION}, {device}\n\n{body}")
     if not args.no_record:
-        record(f"{SECTION}, {device}", body)
+        extra = f", {' '.join(args.set)}" if args.set else ""
+        record(f"{SECTION}, {device}{extra}", body)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ class BenchResult:
     amp: str
     compile: str
     channels_last: bool
+    cuda_graphs: bool = False
     train_images_per_s: list[float] = field(default_factory=list)
     sample_images_per_s: list[float] = field(default_factory=list)
     train_flops_per_image: float = 0.0
@@ -123,7 +124,8 @@ class BenchResult:
             return "n/a" if m is None else f"{100 * m:.2f}%"
 
         head = (f"{self.target} on {self.device}, batch {self.batch}, amp {self.amp}, compile {self.compile}, "
-                f"channels_last {'on' if self.channels_last else 'off'}")
+                f"channels_last {'on' if self.channels_last else 'off'}, "
+                f"cuda_graphs {'on' if self.cuda_graphs else 'off'}")
         rows = ["| | images/s, median (min-max over repeats) | GFLOP/image | TFLOP/s | MFU |", "|---|---|---|---|---|"]
         for what, v, f, m in (("train", self.train_images_per_s, self.train_flops_per_image, self.train_mfu),
                               ("sample", self.sample_images_per_s, self.sample_flops_per_image, self.sample_mfu)):
@@ -202,7 +204,8 @@ def _time(fn: Callable[[], Any], device: torch.device, steps: int, images: int) 
 
 def largest_batch(target: str, overrides: list[str], device: str, start: int, dev: torch.device) -> int | None:
     """The largest batch size below `start` whose training step fits in memory on `dev` (the resolved `device`),
-    found by halving, then bisecting; None when not even 1 fits."""
+    found by halving, then bisecting; None when not even 1 fits. A batch the model refuses (StyleGAN2's minibatch
+    standard deviation needs a multiple of its group) counts as not fitting, so the answer is always one it takes."""
     def fits(b: int) -> bool:
         tr = None
         try:
@@ -210,6 +213,8 @@ def largest_batch(target: str, overrides: list[str], device: str, start: int, de
             tr.train_step()
             synchronize(tr.device)
             return True
+        except GanforgeError:  # this batch size is refused (found on an H200: batch 28 for StyleGAN2's group of 8)
+            return False
         except Exception as e:  # noqa: BLE001 - anything else than memory is re-raised
             if not is_out_of_memory(e):
                 raise
@@ -238,13 +243,15 @@ def largest_batch(target: str, overrides: list[str], device: str, start: int, de
 
 def run_bench(target: str, overrides: list[str] | None = None, batch: int | None = None, device: str = "auto",
               amp: str | None = None, compile_mode: str | None = None, channels_last: str | None = None,
-              steps: int = 20, warmup: int = 5, repeats: int = 5, sample: bool = True,
+              cuda_graphs: str | None = None, steps: int = 20, warmup: int = 5, repeats: int = 5,
+              sample: bool = True,
               peak_tflops: float | None = None, echo: Callable[[str], None] = lambda s: None) -> BenchResult:
     """Measure training (and sampling) images/s, FLOPs per image and MFU of `target`."""
     from .training import speed
 
     ov = list(overrides or [])
-    for key, value in (("amp", amp), ("channels_last", channels_last), ("compile", compile_mode)):
+    for key, value in (("amp", amp), ("channels_last", channels_last), ("compile", compile_mode),
+                       ("cuda_graphs", cuda_graphs)):
         if value is not None:
             ov.append(f"train.{key}={value}")
     # Resolved once here to validate every setting (and find the device) before any work.
@@ -257,13 +264,13 @@ def run_bench(target: str, overrides: list[str] | None = None, batch: int | None
         raise GanforgeError(f"--compile {mode}: {problem}")
     b = cfg.train.batch_size
     # The trainer is built eager: FLOPs are counted on an eager step, then the nets are compiled in place.
-    if mode != "off":  # the layout a compiled training run uses (see speed.use_channels_last)
-        ov.append("train.channels_last=off")
+    if mode != "off":  # the layout a compiled training run uses (see speed.use_channels_last); no CUDA graphs
+        ov += ["train.channels_last=off", "train.cuda_graphs=off"]
     tr = make_trainer(target, ov + ["train.compile=off"], batch_size=b, device=device)
     res = BenchResult(target=target, device=str(tr.device) + (f" ({torch.cuda.get_device_name(tr.device)})"
                                                              if tr.device.type == "cuda" else ""),
                       batch=b, amp=str(tr.amp_dtype).replace("torch.", "") if tr.amp_dtype else "off",
-                      compile=mode, channels_last=tr.channels_last)
+                      compile=mode, channels_last=tr.channels_last, cuda_graphs=tr.graphs is not None)
     imgs = tr.images_per_step
     if peak_tflops is not None:
         res.peak_tflops, res.peak_source = peak_tflops, "--peak-tflops"

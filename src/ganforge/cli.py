@@ -240,7 +240,8 @@ def cmd_bench(args) -> int:
 
     check_positive_finite("--peak-tflops", args.peak_tflops)
     res = run_bench(args.target, overrides=args.overrides, batch=args.batch, device=args.device or "auto",
-                    amp=args.amp, compile_mode=args.compile, channels_last=args.channels_last, steps=args.steps,
+                    amp=args.amp, compile_mode=args.compile, channels_last=args.channels_last,
+                    cuda_graphs=args.cuda_graphs, steps=args.steps,
                     warmup=args.warmup, repeats=args.repeats, sample=not args.no_sample, peak_tflops=args.peak_tflops,
                     echo=lambda line: _err(f"ganforge: {line}"))
     print_result(res)
@@ -439,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
                     choices=("off", "default", "max-autotune"),
                     help="torch.compile the networks (no value: default mode)")
     bn.add_argument("--channels-last", default=None, choices=("auto", "on", "off"), help="NHWC memory format")
+    bn.add_argument("--cuda-graphs", default=None, choices=("auto", "on", "off"),
+                    help="replay whole training steps as CUDA graphs (default: the config's train.cuda_graphs)")
     bn.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     bn.add_argument("--steps", type=positive_int, default=20, help="timed steps per repeat (default 20)")
     bn.add_argument("--warmup", type=count_int, default=5, help="untimed steps first (default 5)")

@@ -44,6 +44,10 @@ class TrainConfig:
     # nets with 4-D weights, measured faster on CPU and CUDA; benchmarks/RESULTS.md "Speed options")
     compile: str = "off"  # off | default | max-autotune: torch.compile of every network, in place (checkpoints
     # unchanged). Falls back to eager with one notice when unsupported. Not reduce-overhead (CUDA graphs): see config
+    cuda_graphs: str = "auto"  # auto | on | off: replay whole training steps as CUDA graphs (training/graphs.py).
+    # auto: on for CUDA runs of recipes that declare their steps capturable (gan, dcgan, cgan, wgan, wgan-gp,
+    # stylegan2 without ADA), in one process, not compiled, without fp16's scaler; off elsewhere. Measured 4.7x at
+    # DCGAN batch 64 on an H200, no loss at large batches (benchmarks/RESULTS.md "CUDA graphs on a GPU")
     threads: int = 0  # CPU threads for torch (0: torch's default, one per physical core)
     data_on_device: str = "auto"  # auto | on | off: hold an in-memory dataset on the GPU (auto: when it takes at most
     # a quarter of the free GPU memory); streamed datasets use pinned-memory loaders on CUDA
@@ -249,16 +253,18 @@ TRAIN_CHOICES: dict[str, tuple[str, ...]] = {
     "amp": ("off", "auto", "bf16", "fp16"),
     "channels_last": ("auto", "on", "off"),
     "compile": ("off", "default", "max-autotune"),
+    "cuda_graphs": ("auto", "on", "off"),
     "data_on_device": ("auto", "on", "off"),
 }
 # Words a user may expect that are refused, with the reason (tried, see benchmarks/RESULTS.md, issue 14).
 TRAIN_REFUSED: dict[tuple[str, str], str] = {
-    ("compile", "reduce-overhead"): "CUDA graphs are not supported for training: CUDA graph trees overwrite a "
-    "compiled net's outputs at its next replay, and a step still reads G's fakes after D's graphs ran; use "
-    "train.compile=default or max-autotune",
+    ("compile", "reduce-overhead"): "torch.compile's CUDA graph trees overwrite a compiled net's outputs at its "
+    "next replay while the step still reads G's fakes after D's graphs ran; use train.cuda_graphs=on, which "
+    "replays whole steps as CUDA graphs, or train.compile=default",
 }
 BOOL_WORDS: dict[str, tuple[str, str]] = {"amp": ("auto", "off"), "channels_last": ("on", "off"),
-                                          "compile": ("default", "off"), "data_on_device": ("on", "off")}
+                                          "compile": ("default", "off"), "cuda_graphs": ("on", "off"),
+                                          "data_on_device": ("on", "off")}
 
 
 def normalise_choices(values: dict[str, Any]) -> dict[str, Any]:

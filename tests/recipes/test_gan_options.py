@@ -81,6 +81,39 @@ def test_top_k_training_learns_from_the_fakes_d_rates_most_real():
     assert r_off.kept_fakes(8, 10**6) == 8
 
 
+@pytest.mark.parametrize("n_critic", [1, 2])
+def test_reuse_fakes_trains_g_on_the_last_d_updates_fakes(n_critic):
+    torch.manual_seed(0)
+    models, r = _recipe(loss="ns", reuse_fakes=True, n_critic=n_critic)
+    batches = [_batch("dcgan") for _ in range(n_critic)]
+    rec = Recorder(models)
+    try:
+        out = r.step(batches, StepContext(batch_size=8, batches=n_critic))
+    finally:
+        rec.remove()
+    g_calls = [c for c in rec.calls if c[0] == "G"]
+    d_inputs = [x for c in rec.calls if c[0] == "D" for x in [c[1][0]]]
+    assert len(g_calls) == n_critic  # one G forward per D update, none more for the G update
+    last_fake = g_calls[-1][2]
+    assert torch.equal(d_inputs[-1], last_fake) and torch.equal(d_inputs[-2], last_fake)  # D phase, then G phase
+    with torch.no_grad():
+        want = F.softplus(-models["D"](last_fake)).mean()  # the D just updated, as the G phase used it
+    assert out["loss_G"] == pytest.approx(float(want), rel=1e-5)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in models["G"].parameters() if p.dim() > 1)
+    assert r._kept is None  # the graph is not held past the step
+
+    torch.manual_seed(0)
+    models, r = _recipe(loss="ns")
+    rec = Recorder(models)
+    try:
+        r.step([batches[0]], StepContext(batch_size=8))
+    finally:
+        rec.remove()
+    g_calls = [c for c in rec.calls if c[0] == "G"]
+    d_inputs = [x for c in rec.calls if c[0] == "D" for x in [c[1][0]]]
+    assert len(g_calls) == 2 and not torch.equal(d_inputs[-1], g_calls[0][2])  # fresh noise for the G update
+
+
 def test_lr_decay_is_linear_to_zero_over_the_last_fraction(tmp_path):
     run = ganforge.train("dcgan", overrides=TINY + ["train.steps=8", "recipe.lr_decay=0.5"], name="lr",
                          runs_dir=str(tmp_path))

@@ -31,6 +31,7 @@ def test_overrides_qualified_and_bare():
     ("train.compile=true", "compile", "default"), ("train.compile=false", "compile", "off"),
     ("train.compile=max-autotune", "compile", "max-autotune"), ("train.channels_last=false", "channels_last", "off"),
     ("train.channels_last=on", "channels_last", "on"), ("train.data_on_device=true", "data_on_device", "on"),
+    ("train.cuda_graphs=false", "cuda_graphs", "off"), ("train.cuda_graphs=true", "cuda_graphs", "on"),
 ])
 def test_speed_options_read_booleans_and_words(given, key, value):
     assert getattr(config_for("dcgan", [given]).train, key) == value
@@ -39,7 +40,8 @@ def test_speed_options_read_booleans_and_words(given, key, value):
 @pytest.mark.parametrize("bad,msg", [
     ("train.amp=fp8", "train.amp must be one of off, auto, bf16, fp16, got 'fp8'"),
     ("train.compile=fast", "train.compile must be one of off, default, max-autotune"),
-    ("train.compile=reduce-overhead", "train.compile=reduce-overhead: CUDA graphs are not supported for training"),
+    ("train.compile=reduce-overhead", "train.compile=reduce-overhead: torch.compile's CUDA graph trees overwrite"),
+    ("train.cuda_graphs=always", "train.cuda_graphs must be one of auto, on, off, got 'always'"),
     ("train.channels_last=maybe", "train.channels_last must be one of auto, on, off"),
     ("train.data_on_device=2", "train.data_on_device must be one of auto, on, off"),
     ("train.threads=-1", "train.threads must be >= 0"),

@@ -72,13 +72,21 @@ def test_compile_where_it_cannot_run_is_one_line(monkeypatch, capsys):
         "ganforge: error: --compile default: torch.compile on CPU needs a C++ compiler"
 
 
-def test_a_batch_larger_than_memory_names_the_largest_that_fits(monkeypatch, capsys):
+@pytest.mark.parametrize("room,group,want", [
+    (11, 1, 11),  # bisection past the halving (64 -> 32 -> 16 -> 8 fits, then 11)
+    (27, 8, 24),  # a batch the model refuses (a minibatch-std group of 8) counts as not fitting
+])
+def test_a_batch_larger_than_memory_names_the_largest_that_fits(monkeypatch, capsys, room, group, want):
+    from ganforge.errors import GanforgeError
     from ganforge.recipes.gan import GANRecipe
 
     real = GANRecipe.step
 
-    def step(self, batches, ctx):  # a device with room for 11 images
-        if batches[0]["image"].shape[0] > 11:
+    def step(self, batches, ctx):  # a device with room for `room` images, a model that takes multiples of `group`
+        n = batches[0]["image"].shape[0]
+        if n % group:
+            raise GanforgeError(f"minibatch std: batch {n} must be a multiple of the group size {group}")
+        if n > room:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return real(self, batches, ctx)
 
@@ -86,7 +94,7 @@ def test_a_batch_larger_than_memory_names_the_largest_that_fits(monkeypatch, cap
     rc = main(["bench", "dcgan", "--batch", "64", "--steps", "1", "--repeats", "1", *TINY])
     assert rc == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == \
-        "ganforge: error: batch 64 does not fit in the memory of cpu; the largest that fits is 11"
+        f"ganforge: error: batch 64 does not fit in the memory of cpu; the largest that fits is {want}"
 
 
 def test_flop_count_equals_torchs_flop_counter_and_survives_double_backward():

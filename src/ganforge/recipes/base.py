@@ -17,6 +17,8 @@ recovery; a recipe owns its networks' game. What a recipe sees and may override:
   accumulation over micro-batches wraps all but the last in `self.no_sync(name)`), extra gradient terms
   added to `.grad` in between, then `step_optimizer(name, ctx)`. `optimize(loss, name, ctx)` does all
   three.
+- `graph_key(ctx)` / `replayed(ctx)`: opt-in to train.cuda_graphs (training/graphs.py): a key naming the step's
+  kernel sequence (None: eager), and the host-side effects of a step replayed from its graph (counters).
 - `ema_decay(ctx)`: the EMA rule (default: train.ema with a warm-up); `before_sampling(nets)`: a hook
   before snapshots and evaluation (standing statistics); `make_evaluator(...)`: its evaluation;
   `training_state()` / `load_training_state()`: persistent state (ADA p, path-length mean) beside the
@@ -90,6 +92,19 @@ def build_optimizer(kind: str, params: Iterable[nn.Parameter], lr: float, betas:
     raise GanforgeError(f"unknown optimizer {kind!r} (known: adam, rmsprop)")
 
 
+def make_capturable(opt: torch.optim.Optimizer, on: bool) -> None:
+    """Set an optimizer's `capturable` flag; when on, move its step counts to the parameters' device."""
+    for group in opt.param_groups:
+        if "capturable" not in group:
+            continue
+        group["capturable"] = on
+        if on:
+            for p in group["params"]:
+                st = opt.state.get(p)
+                if st and isinstance(st.get("step"), torch.Tensor) and st["step"].device != p.device:
+                    st["step"] = st["step"].to(p.device, torch.float32)
+
+
 def labelled(batch: dict[str, Tensor], recipe: Any) -> Tensor:
     """The batch's labels; a missing or negative (unlabelled) label is an error. Checked on the first batch
     only (`recipe._labels_checked`): the check reads the labels on the host, which would stall a GPU every step."""
@@ -143,6 +158,7 @@ class Recipe:
                                                                      else torch.bfloat16)
         self._use_scaler = self.amp and self._amp_dtype == torch.float16 and device.type == "cuda"
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.capturable = False  # set by train.cuda_graphs (training/graphs.py): optimizer steps counted on the GPU
 
     # ---- what the loop calls ------------------------------------------------------------------
     def attach(self, train: Any) -> None:
@@ -162,6 +178,16 @@ class Recipe:
         """One training iteration over `ctx.batches` batches; returns its losses and figures as 0-d tensors
         (left on the device: the loop reads them at the logging interval) or plain numbers."""
         raise NotImplementedError
+
+    def graph_key(self, ctx: StepContext) -> Any:
+        """A hashable naming step ctx's kernel sequence, for train.cuda_graphs (training/graphs.py); None: run it
+        eagerly. Steps with the same key must launch the same kernels on tensors of the same shapes, read nothing
+        on the host, draw their noise only through ctx, and change no host state but what `replayed` redoes.
+        Learning rates, batch shapes and ctx.log are added to the key by the loop. Default: never captured."""
+        return None
+
+    def replayed(self, ctx: StepContext) -> None:
+        """The host-side effects of step ctx (counters), when it was replayed from a CUDA graph instead of run."""
 
     def batch_plan(self, ctx: StepContext) -> tuple[int, int]:
         """(per-rank batch size, batches per step) for step ctx.step: train.batch_size and batches_per_step."""
@@ -323,8 +349,13 @@ class Recipe:
     # ---- state for checkpoints ---------------------------------------------------------------
     def training_state(self) -> dict[str, Any]:
         """Optimizer and grad-scaler state and the NaN-recovery scale (tensors and primitives only)."""
+        optimizers = {k: o.state_dict() for k, o in self.optimizers.items()}
+        for sd in optimizers.values():  # saved as an eager run's, whatever train.cuda_graphs was
+            for group in sd["param_groups"]:
+                if "capturable" in group:
+                    group["capturable"] = False
         return {
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "optimizers": optimizers,
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "lr_scale": self.lr_scale,
         }
@@ -339,6 +370,7 @@ class Recipe:
                 o.load_state_dict(state["optimizers"][k])
             except (ValueError, KeyError) as e:
                 raise GanforgeError(f"optimizer state {k!r} in the checkpoint does not fit this model: {e}") from None
+            make_capturable(o, self.capturable)
         for k, sd in (state.get("scalers") or {}).items():
             if self._scaler(k) is not None:
                 self.scalers[k].load_state_dict(sd)

@@ -34,6 +34,9 @@ class GANConfig:
     topk: float = 1.0  # top-k training (Sinha et al. 2020): G learns only from the k fakes D rates most real,
     # k = max(topk_gamma ** epoch, topk) x batch; this `topk` is the floor nu (1 = off, the paper uses 0.5-0.75)
     topk_gamma: float = 0.99  # k's decay per epoch of the training data
+    reuse_fakes: bool = False  # the G update learns on the last D update's fakes (same z and labels), as
+    # dcgan.torch and the PyTorch DCGAN tutorial do: G runs once a step (with autograd) instead of twice. Off: G
+    # learns on fresh noise, a second G forward
     optimizer: str = "adam"  # adam | rmsprop
     g_lr: float = 2e-4
     d_lr: float = 2e-4
@@ -78,6 +81,7 @@ class GANRecipe(NoiseSampling, Recipe):
         self.clusters = int(models.args.get("clusters") or 0)
         self.num_classes = self.io.num_classes or self.clusters
         self.batches_per_step = cfg.n_critic
+        self._kept: tuple | None = None  # recipe.reuse_fakes: (fakes with their G graph, labels) for the G update
         self.d_updates = 0  # D updates so far, for the lazy R1 interval (checkpointed with the training state)
         self.dataset_size = 0  # training images, set by build_dataset: the epoch length of top-k's annealing
         self.aug = check_policy(cfg.diffaug)
@@ -139,8 +143,9 @@ class GANRecipe(NoiseSampling, Recipe):
             return None
         return labelled(batch, self)
 
-    def d_phase(self, batch: dict[str, Tensor], ctx: StepContext) -> dict[str, Any]:
-        """One D update on a real batch against fresh samples of the frozen G."""
+    def d_phase(self, batch: dict[str, Tensor], ctx: StepContext, keep: bool = False) -> dict[str, Any]:
+        """One D update on a real batch against fresh samples of the frozen G; with `keep` (recipe.reuse_fakes,
+        last D update of the step) G runs with autograd and its fakes are kept for the G update."""
         cfg = self.cfg
         out: dict[str, Any] = {}
         real = batch["image"]
@@ -148,8 +153,13 @@ class GANRecipe(NoiseSampling, Recipe):
         z = ctx.randn(real.shape[0], self.z_dim)
         D = self.ddp["D"]
         with self.autocast():
-            with torch.no_grad():
-                fake = self.G(z, y)
+            if keep:
+                kept = self.ddp["G"](z, y)
+                self._kept = (kept, y)
+                fake = kept.detach()
+            else:
+                with torch.no_grad():
+                    fake = self.G(z, y)
             d_real = D(diff_augment(real, self.aug), y)
             d_fake = D(diff_augment(fake, self.aug), y)
             loss = d_loss(d_real.float(), d_fake.float(), cfg.loss, cfg.real_label)
@@ -157,7 +167,9 @@ class GANRecipe(NoiseSampling, Recipe):
             # The penalty's double backward runs through the unwrapped D: its gradient reaches the same
             # parameters, whose DDP hooks fire once for the summed gradient.
             with self.eager("D"):
-                gp = gradient_penalty(lambda x: self.D(x, y), real, fake.float())
+                # The mixing coefficients come from the step's generator (ctx), as the latents do.
+                eps = ctx.rand(real.shape[0], *([1] * (real.dim() - 1))).to(real.dtype)
+                gp = gradient_penalty(lambda x: self.D(x, y), real, fake.float(), eps)
             loss = loss + cfg.gp_weight * gp
             out["gp"] = gp.detach()
         if cfg.r1_gamma > 0 and self.d_updates % cfg.r1_every == 0:
@@ -182,15 +194,22 @@ class GANRecipe(NoiseSampling, Recipe):
         return out
 
     def g_phase(self, n: int, ctx: StepContext) -> dict[str, Any]:
-        """One G update judged by the (frozen, unwrapped) D."""
-        z = ctx.randn(n, self.z_dim)
-        if self.clusters:  # the cluster G itself draws from z, in the training set's proportions
-            y = self.G.cluster_prior(z)
+        """One G update judged by the (frozen, unwrapped) D: on fresh noise, or (recipe.reuse_fakes) on the fakes
+        and labels of the step's last D update, through the G graph that D update kept."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            fake, y = kept
         else:
-            y = ctx.randint(self.num_classes, n) if self.num_classes > 0 else None
+            z = ctx.randn(n, self.z_dim)
+            if self.clusters:  # the cluster G itself draws from z, in the training set's proportions
+                y = self.G.cluster_prior(z)
+            else:
+                y = ctx.randint(self.num_classes, n) if self.num_classes > 0 else None
         k = self.kept_fakes(n, ctx.images_seen)
         with self.frozen("D") as D, self.autocast():
-            scores = D(diff_augment(self.ddp["G"](z, y), self.aug), y).float()
+            if kept is None:
+                fake = self.ddp["G"](z, y)
+            scores = D(diff_augment(fake, self.aug), y).float()
             if k < n:  # every loss here rates higher outputs as more real
                 scores = scores.flatten().topk(k).values
             gl = g_loss(scores, self.cfg.loss)
@@ -202,11 +221,23 @@ class GANRecipe(NoiseSampling, Recipe):
             out["grad_norm_G"] = norm
         return out
 
+    def graph_key(self, ctx: StepContext) -> Any:
+        """train.cuda_graphs: steps differ by which D updates take lazy R1 and by top-k's k; a step whose
+        learning rates decay is not captured (they change every step)."""
+        if self.cfg.lr_decay > 0 and self.lr_factor(ctx.step) < 1:
+            return None
+        r1 = tuple(self.cfg.r1_gamma > 0 and (self.d_updates + i) % self.cfg.r1_every == 0
+                   for i in range(ctx.batches))
+        return "gan", r1, self.kept_fakes(ctx.batch_size, ctx.images_seen)
+
+    def replayed(self, ctx: StepContext) -> None:
+        self.d_updates += ctx.batches
+
     def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """n_critic D updates, each on a fresh real batch, then one G update."""
         out: dict[str, Any] = {}
-        for batch in batches:
-            out.update(self.d_phase(batch, ctx))
+        for i, batch in enumerate(batches):
+            out.update(self.d_phase(batch, ctx, keep=self.cfg.reuse_fakes and i == len(batches) - 1))
         out.update(self.g_phase(batches[0]["image"].shape[0], ctx))
         if self.cfg.loss == "wasserstein":
             out["wasserstein_estimate"] = out["D_real"] - out["D_fake"]

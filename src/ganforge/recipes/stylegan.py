@@ -244,6 +244,19 @@ class StyleGAN2Recipe(NoiseSampling, Recipe):
             self.optimize(loss, "G")
         return {"pl_penalty": penalty.detach(), "pl_mean": mean.detach()}
 
+    def graph_key(self, ctx: StepContext) -> Any:
+        """train.cuda_graphs: steps differ by whether lazy R1 and path length fall on them. ADA's controller adjusts
+        p on the host from device statistics, so a run with ADA is not captured."""
+        if self.ada is not None:
+            return None
+        cfg = self.cfg
+        return ("stylegan2", cfg.r1_gamma > 0 and self.d_steps % cfg.r1_every == 0,
+                cfg.pl_weight > 0 and self.g_steps % cfg.pl_every == 0)
+
+    def replayed(self, ctx: StepContext) -> None:
+        self.d_steps += 1
+        self.g_steps += 1
+
     def step(self, batches: list[dict[str, Tensor]], ctx: StepContext) -> dict[str, Any]:
         """D main (+ lazy R1), G main (+ lazy path length), then ADA's update of p."""
         cfg = self.cfg
@@ -351,6 +364,9 @@ class StyleGANRecipe(StyleGAN2Recipe):
     """StyleGAN2's phases without path length, on networks that grow: lod, batch and lr follow the schedule."""
 
     Config = StyleGANConfig
+    # Not captured by train.cuda_graphs: the level of detail and fade-in are Python floats that change every step.
+    graph_key = Recipe.graph_key
+    replayed = Recipe.replayed
 
     def __init__(self, models: GANModels, cfg: StyleGANConfig, device: torch.device, amp: bool = False):
         super().__init__(models, cfg, device, amp)

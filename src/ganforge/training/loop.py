@@ -31,7 +31,7 @@ from ..utils.images import save_grid
 from . import checkpoint as ck
 from . import distributed as ddp
 from .batches import Batches
-from . import speed
+from . import graphs, speed
 from .device import pick_device, resolve_amp
 from .ema import EMA
 from .logging import MetricsLog, plot_losses
@@ -133,6 +133,7 @@ class Trainer:
                                                                      self.batches.nbytes()):
             self.batches.to_device(self.device)
         self.compiled = speed.compile_nets(self.recipe.compile_targets(), t.compile, self.device, self._note)
+        self.graphs = graphs.setup(t.cuda_graphs, self.recipe, self.device, self.world, self.compiled, self._note)
         self._stream, self._stream_at = None, (-1, -1)
         self.fixed = self.recipe.fixed_inputs(t.n_samples, t.seed, self.dataset)
         self._stop_signal: int | None = None
@@ -253,6 +254,8 @@ class Trainer:
         state = dict(g["recipe"], lr_scale=scale)
         self.step, self.images_seen = g["counters"]["step"], g["counters"]["images_seen"]
         self.recipe.load_training_state(_cpu_copy(state), step=self.step)
+        if self.graphs is not None:  # the optimizers' state tensors were replaced: the graphs point at the old ones
+            self.graphs.reset()
         if self.ema is not None and g["ema"] is not None:
             self.ema.load_state_dicts(g["ema"])
 
@@ -323,7 +326,7 @@ class Trainer:
         used = ctx.batch_size * self.world * ctx.batches
         self.cursor += used
         self._stream_at = (self.cursor, ctx.batch_size)
-        losses = self.recipe.step(batches, ctx)
+        losses = self.graphs.run(batches, ctx) if self.graphs is not None else self.recipe.step(batches, ctx)
         # Accepted now, checked later: a non-finite loss found at the next check rolls all of this back.
         self.recipe.end_of_step(ctx)
         self.step += 1
