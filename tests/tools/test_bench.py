@@ -18,10 +18,11 @@ TINY = ["model.ngf=8", "model.ndf=8", "--device", "cpu"]
 def test_bench_prints_rates_flops_and_mfu(tmp_path, capsys):
     out = tmp_path / "b.json"
     rc = main(["bench", "dcgan", "--batch", "8", "--steps", "2", "--warmup", "1", "--repeats", "3",
-               "--peak-tflops", "2.5", "--json", str(out), *TINY])
+               "--peak-tflops", "2.5", "--json", str(out), "--cuda-graphs", "on", *TINY])
     assert rc == 0
     text = capsys.readouterr().out
     assert "| train |" in text and "| sample |" in text and "--peak-tflops" in text
+    assert "cuda_graphs off" in text  # asked for, but this machine has no CUDA
     r = json.loads(out.read_text())
     assert len(r["train_images_per_s"]) == 3 and len(r["sample_images_per_s"]) == 3
     assert r["batch"] == 8 and r["train_flops_per_image"] > 3 * r["sample_flops_per_image"] > 0
@@ -56,6 +57,7 @@ def test_peaks_of_known_gpus(monkeypatch):
     (["--batch", "0"], "ganforge: error: argument --batch: must be >= 1, got 0"),
     (["--peak-tflops", "nan"], "ganforge: error: --peak-tflops must be a finite number > 0, got nan"),
     (["--compile", "turbo"], "ganforge: error: argument --compile: invalid choice: 'turbo'"),
+    (["--cuda-graphs", "yes"], "ganforge: error: argument --cuda-graphs: invalid choice: 'yes'"),
     (["model.ngf=-3"], "ganforge: error: "),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, msg, capsys):
