@@ -12,7 +12,8 @@
 3. `ganforge bench`, bf16 + channels_last, cuda_graphs off against on: DCGAN 64 px at batches 64, 256, 1024
    and StyleGAN2 at 256 px (paper256 widths, batch 32).
 
-    python benchmarks/gpu_graphs.py [--out DIR] [--budget 300] [--deterministic] [--skip equivalence,fallback,syncs,dcgan,sg2]
+    python benchmarks/gpu_graphs.py [--out DIR] [--budget 300] [--deterministic]
+        [--skip equivalence,fallback,syncs,dcgan,sg2]
 """
 from __future__ import annotations
 
@@ -179,7 +180,8 @@ def main() -> None:
     report["bench"] = bench(args.device, start + args.budget, skip)
     report["wall_s"] = round(time.time() - start, 1)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / f"gpu_graphs{'_det' if args.deterministic else ''}.json").write_text(json.dumps(report, indent=1, default=str))
+    name = f"gpu_graphs{'_det' if args.deterministic else ''}.json"
+    (Path(args.out) / name).write_text(json.dumps(report, indent=1, default=str))
     print(f"done in {report['wall_s']} s", flush=True)
 
 

@@ -9,7 +9,8 @@ ganforge, plain, ganforge, ... for --repeats rounds) so that background load hit
 
 Cases (ganforge side: `ganforge.bench.make_trainer(target, overrides, batch_size, device)`, one
 `train_step()` = data fetch, recipe step and EMA exactly as `ganforge train` runs them; the speed options
---amp/--channels-last/--compile/--cuda-graphs go to it as train.* overrides, --set as any override, the plain side is always eager fp32 NCHW):
+--amp/--channels-last/--compile/--cuda-graphs go to it as train.* overrides, --set as any override; the plain
+side is always eager fp32 NCHW):
 
 - dcgan28: DCGAN 28x28x1, ngf=ndf=64, z 100 (preset dcgan without self-conditioning, DiffAugment, EMA).
   Plain: speed_dcgan.tutorial_nets and the PyTorch DCGAN tutorial's loop (BCELoss on Sigmoid outputs).
