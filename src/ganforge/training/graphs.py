@@ -18,8 +18,8 @@ How a step is captured, and what keeps a replay equal to an eager step:
   through `ctx.randn` / `rand` / `randint` is recorded during the warm-up, and before each replay it is drawn
   into static buffers by the same generators, seeded by (seed, step, attempt, call), that an eager step
   uses. So a graphed run sees the latents an eager run would, and a resumed run sees what an uninterrupted
-  one would. Other randomness (DiffAugment, the gradient penalty's mixing) comes from the default CUDA
-  generator, which graph capture advances on every replay.
+  one would. Other randomness (DiffAugment, StyleGAN2's noise inputs) comes from the default CUDA generator,
+  which graph capture advances on every replay: the same distribution, other draws than eager steps.
 - **Outputs.** The step's tensor values are stacked inside the graph and cloned after each replay (one
   kernel), so the loop's loss window keeps values that the next replay does not overwrite.
 - **Host state.** Capturing runs the recipe's Python once; each later replay calls `recipe.replayed(ctx)`
@@ -27,9 +27,11 @@ How a step is captured, and what keeps a replay equal to an eager step:
 - **Optimizers** are made capturable (their step counts live on the GPU). Checkpoints still record them as
   not capturable, so their format does not change; replacing the optimizers' state (a NaN rollback) drops the
   graphs, which are captured again.
+- **Memory.** A run's graphs share one memory pool: they never run at once, and none reads what another
+  allocated.
 - **Fallback.** A capture that fails (a host read inside the step, an operation graphs cannot record) leaves
   that key eager after one notice; the step it was capturing is run eagerly, with the recipe's host state put
-  back as it was.
+  back as it was and the default generator's state replaced by an eager copy.
 """
 from __future__ import annotations
 
