@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from ganforge.bench import make_trainer, run_bench
+from ganforge.bench import make_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_speed import count_syncs  # noqa: E402
+from gpu_speed import bench_rows, count_syncs  # noqa: E402
 
 TINY = ["model.ngf=16", "model.ndf=16", "train.ema=0", "train.amp=off", "recipe.diffaug="]
 CASES = {
@@ -122,26 +122,26 @@ def syncs(device: str) -> dict:
 
 
 def bench(device: str, deadline: float, skip: set[str]) -> list[dict]:
+    """`ganforge bench` with cuda_graphs off and on (gpu_speed.bench_rows), training only."""
+    variants = [(f"graphs {g}", dict(amp="bf16", channels_last="on", cuda_graphs=g, sample=False))
+                for g in ("off", "on")]
     rows = []
-    runs = [] if "dcgan" in skip else [("dcgan", DCGAN64, b, 30, 8) for b in (64, 256, 1024)]
-    # 24 warm-up steps: the path-length key (every 4) is captured in them, R1 (every 16) at its third occurrence
-    runs += [] if "sg2" in skip else [("stylegan2", SG2_256, 32, 16, 24)]
-    for target, overrides, batch, steps, warmup in runs:
-        for graphs in ("off", "on"):
-            if time.time() > deadline:
-                print(f"skipped {target} batch {batch} graphs {graphs}: out of time", flush=True)
-                continue
-            try:
-                res = run_bench(target, overrides=overrides, batch=batch, device=device, amp="bf16",
-                                channels_last="on", cuda_graphs=graphs, steps=steps, warmup=warmup, repeats=3,
-                                sample=False)
-                print(res.table(), flush=True)
-                rows.append({"graphs": graphs, **res.as_dict()})
-            except Exception as e:  # noqa: BLE001
-                traceback.print_exc(limit=4)
-                rows.append({"target": target, "batch": batch, "graphs": graphs,
-                             "error": f"{type(e).__name__}: {str(e)[:300]}"})
+    if "dcgan" not in skip:
+        for b in (64, 256, 1024):
+            rows += bench_rows("dcgan", DCGAN64, variants, b, device, 30, 8, 3, deadline)
+    if "sg2" not in skip:
+        # 24 warm-up steps: the path-length key (every 4) is captured in them, R1 (every 16) at its third occurrence
+        rows += bench_rows("stylegan2", SG2_256, variants, 32, device, 16, 24, 3, deadline)
     return rows
+
+
+def guarded(fn, *args) -> dict:
+    """fn(*args), or its error as a record: one failing section leaves the others to run."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc(limit=6)
+        return {"error": f"{type(e).__name__}: {str(e)[:300]}"}
 
 
 def main() -> None:
@@ -164,19 +164,10 @@ def main() -> None:
     if "equivalence" not in skip:
         report["equivalence"] = equivalence(args.device, args.steps)
         print(f"[{time.time() - start:.0f} s]", flush=True)
-    if "fallback" not in skip:
-        try:
-            report["fallback"] = fallback(args.device)
-        except Exception as e:  # noqa: BLE001
-            traceback.print_exc(limit=6)
-            report["fallback"] = {"error": str(e)[:300]}
-    if "syncs" not in skip:
-        try:
-            report["syncs"] = syncs(args.device)
-        except Exception as e:  # noqa: BLE001
-            traceback.print_exc(limit=4)
-            report["syncs"] = {"error": str(e)[:300]}
-        print(f"[{time.time() - start:.0f} s]", flush=True)
+    for name, fn in (("fallback", fallback), ("syncs", syncs)):
+        if name not in skip:
+            report[name] = guarded(fn, args.device)
+            print(f"[{time.time() - start:.0f} s]", flush=True)
     report["bench"] = bench(args.device, start + args.budget, skip)
     report["wall_s"] = round(time.time() - start, 1)
     Path(args.out).mkdir(parents=True, exist_ok=True)

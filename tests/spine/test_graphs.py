@@ -212,7 +212,7 @@ def test_setup_on_this_machine(capsys):
     assert graphs.setup("auto", tr.recipe, torch.device("cpu"), 1, False, notes.append) is None and len(notes) == 1
     for target, extra in (("srresnet", []), ("stylegan", ["model.image_size=16"])):
         other = make_trainer(target, ["train.cuda_graphs=off"] + extra, batch_size=2, device="cpu")
-        why = graphs.problem("on", torch.device("cuda"), other.recipe, 1, False)
+        why = graphs.problem(torch.device("cuda"), other.recipe, 1, False)
         assert "does not declare" in why, target
 
 

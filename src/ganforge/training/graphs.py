@@ -134,7 +134,7 @@ class _Entry:
     packed: Tensor | None = None
 
 
-def problem(mode: str, device: torch.device, recipe: Any, world: int, compiled: bool) -> str | None:
+def problem(device: torch.device, recipe: Any, world: int, compiled: bool) -> str | None:
     """Why train.cuda_graphs cannot be used here (None: it can)."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device, not {device.type}"
@@ -332,7 +332,7 @@ def setup(mode: str, recipe: Any, device: torch.device, world: int, compiled: bo
     compiled); off elsewhere without a word."""
     if mode == "off":
         return None
-    why = problem(mode, device, recipe, world, compiled)
+    why = problem(device, recipe, world, compiled)
     if why is not None:
         if mode == "on":
             note(f"train.cuda_graphs=on: {why}; steps run eagerly")
